@@ -1,0 +1,340 @@
+"""IAM: the role SageMaker runs the jobs as, and the policies for Grand Challenge's workers.
+
+Statement for statement these follow the Terraform module (same actions, same scoping,
+every condition on CreateTrainingJob); resources are built from the stack's own ARNs.
+"""
+
+from dataclasses import dataclass
+
+from awacs import cloudwatch, ec2, ecr, logs, s3, sagemaker, sts
+from awacs import iam as iam_actions
+from awacs.aws import (
+    Allow,
+    Bool,
+    Condition,
+    ForAllValuesStringEquals,
+    Null,
+    NumericLessThanEquals,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
+from troposphere import GetAtt, Join, Ref, iam
+
+from .logs import Logs
+from .names import PATTERNS, name
+from .network import Network, ec2_arn
+from .registry import Registry
+from .stack import Stack, arn
+
+GROUP = "Training jobs"
+MAX_RUNTIME_SECONDS = 2_419_200  # SageMaker's own limit: 28 days
+DEFAULT_INSTANCE_TYPES = (
+    "ml.g4dn.xlarge",
+    "ml.g4dn.2xlarge",
+    "ml.g4dn.4xlarge",
+    "ml.p3.2xlarge",
+    "ml.g5.xlarge",
+    "ml.g5.2xlarge",
+    "ml.p2.xlarge",
+    "ml.m7i.large",
+    "ml.r7i.large",
+    "ml.r7i.xlarge",
+    "ml.r7i.2xlarge",
+    "ml.r7i.4xlarge",
+    "ml.r7i.8xlarge",
+    "ml.r7i.12xlarge",
+    "ml.r7i.16xlarge",
+    "ml.r7i.24xlarge",
+    "ml.r7i.48xlarge",
+)
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
+TRAINING_JOBS_LOG_STREAMS = f"log-group:{PATTERNS['training_jobs_log_group']}:log-stream:"
+NETWORK_INTERFACES = arn("ec2", "network-interface/*")
+
+
+@dataclass
+class Iam:
+    execution_role: iam.Role
+    execution_policy: iam.ManagedPolicy
+    schedule_policy: iam.ManagedPolicy
+    logs_policy: iam.ManagedPolicy
+
+
+def _objects(bucket):
+    return Join("", [GetAtt(bucket, "Arn"), "/*"])
+
+
+def _training_jobs():
+    return arn("sagemaker", f"training-job/{PATTERNS['training_job']}")
+
+
+def _policy(logical_id, name_key, description, statements, **properties):
+    return iam.ManagedPolicy(
+        logical_id,
+        ManagedPolicyName=name(name_key),
+        Description=description,
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
+        **properties,
+    )
+
+
+def _read_job_logs_statements():
+    """Shared by the schedule and read-only logs policies."""
+    return [
+        Statement(
+            Sid="GetJobLogs",
+            Effect=Allow,
+            Action=[logs.DescribeLogStreams, logs.GetLogEvents],
+            Resource=[
+                arn("logs", TRAINING_JOBS_LOG_STREAMS),
+                arn("logs", TRAINING_JOBS_LOG_STREAMS + PATTERNS["training_job"]),
+            ],
+        ),
+    ]
+
+
+def _get_metric_data_statement():
+    return Statement(
+        Sid="GetMetricData",
+        Effect=Allow,
+        Action=[cloudwatch.GetMetricData],
+        Resource=["*"],  # GetMetricData has no resource-level permissions
+    )
+
+
+def add_parameters(stack: Stack):
+    stack.add_parameter(
+        "MaximumRuntimeSeconds",
+        GROUP,
+        "Maximum job runtime (seconds)",
+        Type="Number",
+        Default="86400",
+        MinValue=1,
+        MaxValue=MAX_RUNTIME_SECONDS,
+        ConstraintDescription=f"must be between 1 and {MAX_RUNTIME_SECONDS} seconds (28 days)",
+        Description="Grand Challenge may not start a training job allowed to run longer.",
+    )
+    stack.add_parameter(
+        "AllowedInstanceTypes",
+        GROUP,
+        "Allowed instance types",
+        Type="CommaDelimitedList",
+        Default=",".join(DEFAULT_INSTANCE_TYPES),
+        AllowedPattern=INSTANCE_TYPE_PATTERN,
+        ConstraintDescription="each entry must be a SageMaker instance type such as ml.g4dn.xlarge",
+        Description="SageMaker instance types Grand Challenge may start training jobs on.",
+    )
+
+
+def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry, logs_: Logs):
+    template = stack.template
+    add_parameters(stack)
+    execution_role = template.add_resource(
+        iam.Role(
+            "ExecutionRole",
+            RoleName=name("execution_role"),
+            Description="Assumed by SageMaker to run Grand Challenge algorithm and evaluation jobs",
+            AssumeRolePolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Principal=Principal("Service", "sagemaker.amazonaws.com"),
+                        Action=[sts.AssumeRole],
+                    )
+                ],
+            ),
+        )
+    )
+    execution_policy = template.add_resource(
+        _policy(
+            "ExecutionPolicy",
+            "execution_policy",
+            "What a Grand Challenge training job may do",
+            [
+                Statement(
+                    Sid="GetAuthorizationToken",
+                    Effect=Allow,
+                    Action=[ecr.GetAuthorizationToken],
+                    Resource=["*"],
+                ),
+                Statement(
+                    Sid="ReadInputs",
+                    Effect=Allow,
+                    Action=[s3.GetObject],
+                    Resource=[_objects(inputs)],
+                ),
+                Statement(
+                    Sid="WriteOutputs",
+                    Effect=Allow,
+                    Action=[s3.PutObject],
+                    Resource=[_objects(outputs)],
+                ),
+                Statement(
+                    Sid="GetRepositoryContents",
+                    Effect=Allow,
+                    Action=[
+                        ecr.BatchCheckLayerAvailability,
+                        ecr.BatchGetImage,
+                        ecr.DescribeImages,
+                        ecr.GetDownloadUrlForLayer,
+                    ],
+                    Resource=registry.repository_arns,
+                ),
+                Statement(
+                    Sid="PutLogEvents",
+                    Effect=Allow,
+                    Action=[
+                        logs.CreateLogGroup,  # SageMaker creates the group even when it exists
+                        logs.CreateLogStream,
+                        logs.DescribeLogStreams,
+                        logs.PutLogEvents,
+                    ],
+                    Resource=[GetAtt(logs_.training_jobs, "Arn")],  # already ends in :*
+                ),
+                Statement(
+                    Sid="PutMetrics",
+                    Effect=Allow,
+                    Action=[cloudwatch.PutMetricData],
+                    Resource=["*"],  # CloudWatch metrics have no resource-level permissions
+                ),
+                Statement(
+                    Sid="ViewVPCInfo",
+                    Effect=Allow,
+                    Action=[
+                        ec2.DescribeNetworkInterfaces,
+                        ec2.DescribeSubnets,
+                        ec2.DescribeSecurityGroups,
+                        ec2.DescribeVpcs,
+                        ec2.DescribeDhcpOptions,
+                    ],
+                    Resource=["*"],  # Describe* calls have no resource-level permissions
+                ),
+                Statement(
+                    Sid="AttachToVPC",
+                    Effect=Allow,
+                    Action=[ec2.CreateNetworkInterface],
+                    Resource=[
+                        *network.subnet_arns,
+                        ec2_arn("security-group", GetAtt(network.security_group, "GroupId")),
+                        NETWORK_INTERFACES,
+                    ],
+                ),
+                Statement(
+                    Sid="DetachFromVPC",
+                    Effect=Allow,
+                    Action=[ec2.DeleteNetworkInterface],
+                    Resource=[NETWORK_INTERFACES],
+                ),
+                Statement(
+                    Sid="ModifyInterfaces",
+                    Effect=Allow,
+                    Action=[
+                        ec2.CreateNetworkInterfacePermission,
+                        ec2.DeleteNetworkInterfacePermission,
+                    ],
+                    Resource=[NETWORK_INTERFACES],
+                    Condition=Condition(StringEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
+                ),
+            ],
+            Roles=[Ref(execution_role)],
+        )
+    )
+    schedule_policy = template.add_resource(
+        _policy(
+            "SchedulePolicy",
+            "schedule_policy",
+            "For Grand Challenge workers: start, watch and stop training jobs; manage job I/O",
+            [
+                *_read_job_logs_statements(),
+                Statement(
+                    Sid="PassExecutionRole",
+                    Effect=Allow,
+                    Action=[iam_actions.PassRole],
+                    Resource=[GetAtt(execution_role, "Arn")],
+                ),
+                Statement(
+                    Sid="CreateSageMakerJobs",
+                    Effect=Allow,
+                    Action=[sagemaker.CreateTrainingJob],
+                    Resource=[_training_jobs()],
+                    Condition=Condition(
+                        [
+                            NumericLessThanEquals(
+                                "sagemaker:MaxRuntimeInSeconds", Ref("MaximumRuntimeSeconds")
+                            ),
+                            Null(
+                                {
+                                    "sagemaker:VpcSubnets": "false",
+                                    "sagemaker:VpcSecurityGroupIds": "false",
+                                    "sagemaker:InstanceTypes": "false",
+                                }
+                            ),
+                            ForAllValuesStringEquals(
+                                {
+                                    "sagemaker:VpcSubnets": network.subnet_ids,
+                                    "sagemaker:VpcSecurityGroupIds": [
+                                        GetAtt(network.security_group, "GroupId")
+                                    ],
+                                    "sagemaker:InstanceTypes": Ref("AllowedInstanceTypes"),
+                                }
+                            ),
+                            Bool("sagemaker:EnableRemoteDebug", "false"),
+                        ]
+                    ),
+                ),
+                Statement(
+                    Sid="ReadStopSageMakerJobs",
+                    Effect=Allow,
+                    Action=[sagemaker.DescribeTrainingJob, sagemaker.StopTrainingJob],
+                    Resource=[_training_jobs()],
+                ),
+                _get_metric_data_statement(),
+                Statement(
+                    Sid="ReadWriteDeleteInputs",
+                    Effect=Allow,
+                    Action=[
+                        s3.GetObject,
+                        s3.ListBucket,
+                        s3.ListMultipartUploadParts,
+                        s3.PutObject,
+                        s3.DeleteObject,
+                        s3.AbortMultipartUpload,
+                    ],
+                    Resource=[_objects(inputs), GetAtt(inputs, "Arn")],
+                ),
+                Statement(
+                    Sid="ReadDeleteOutputs",
+                    Effect=Allow,
+                    Action=[
+                        s3.GetObject,
+                        s3.ListBucket,
+                        s3.ListMultipartUploadParts,
+                        s3.DeleteObject,
+                        s3.AbortMultipartUpload,
+                    ],
+                    Resource=[_objects(outputs), GetAtt(outputs, "Arn")],
+                ),
+            ],
+        )
+    )
+    logs_policy = template.add_resource(
+        _policy(
+            "LogsPolicy",
+            "logs_policy",
+            "Read-only: Grand Challenge training-job logs, status and metrics",
+            [
+                *_read_job_logs_statements(),
+                Statement(
+                    Sid="DescribeSageMakerJobs",
+                    Effect=Allow,
+                    Action=[sagemaker.DescribeTrainingJob],
+                    Resource=[_training_jobs()],
+                ),
+                _get_metric_data_statement(),
+            ],
+        )
+    )
+    return Iam(execution_role, execution_policy, schedule_policy, logs_policy)

@@ -1,0 +1,127 @@
+"""Logs and encryption: the KMS key for the log groups, the SageMaker training-jobs log group,
+the stopped-jobs log group EventBridge writes to, and the resource policy that lets it."""
+
+import json
+from dataclasses import dataclass
+
+from awacs import kms as kms_actions
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Ref, Sub, kms, logs
+
+from .names import PATTERNS, name
+from .stack import Stack, arn
+
+GROUP = "Logging"
+RETENTION_DAYS = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545,
+    731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+]  # fmt: skip
+
+
+@dataclass
+class Logs:
+    key: kms.Key
+    training_jobs: logs.LogGroup
+    stopped_jobs: logs.LogGroup
+
+    @staticmethod
+    def log_group_arn(name_key):
+        """ARN of a log group without the ``:*`` suffix ``GetAtt Arn`` adds."""
+        return arn("logs", f"log-group:{PATTERNS[name_key]}")
+
+
+def add_logs(stack: Stack) -> Logs:
+    template = stack.template
+    stack.add_parameter(
+        "LogRetentionDays",
+        GROUP,
+        "Log retention (days)",
+        Type="Number",
+        AllowedValues=[str(days) for days in RETENTION_DAYS],
+        ConstraintDescription="must be a retention period CloudWatch Logs accepts",
+        Description="How long CloudWatch keeps training-job and stopped-job logs.",
+    )
+    key = template.add_resource(
+        kms.Key(
+            "LogsKey",
+            Description=Sub("Encrypts the ${NamePrefix} Grand Challenge components log groups"),
+            EnableKeyRotation=True,
+            KeyPolicy=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Sid="AccountAdministers",
+                        Effect=Allow,
+                        Principal=Principal("AWS", arn("iam", "root", region="")),
+                        Action=[kms_actions.Action("*")],
+                        Resource=["*"],
+                    ),
+                    Statement(
+                        Sid="CloudWatchLogsUsesForOurGroups",
+                        Effect=Allow,
+                        Principal=Principal(
+                            "Service", Sub("logs.${AWS::Region}.${AWS::URLSuffix}")
+                        ),
+                        Action=[
+                            kms_actions.Action("Encrypt*"),
+                            kms_actions.Action("Decrypt*"),
+                            kms_actions.Action("ReEncrypt*"),
+                            kms_actions.Action("GenerateDataKey*"),
+                            kms_actions.Action("Describe*"),
+                        ],
+                        Resource=["*"],
+                        Condition=Condition(
+                            ArnEquals(
+                                "kms:EncryptionContext:aws:logs:arn",
+                                [
+                                    Logs.log_group_arn("training_jobs_log_group"),
+                                    Logs.log_group_arn("stopped_jobs_log_group"),
+                                ],
+                            )
+                        ),
+                    ),
+                ],
+            ),
+        )
+    )
+    template.add_resource(
+        kms.Alias("LogsKeyAlias", AliasName=name("kms_alias"), TargetKeyId=Ref(key))
+    )
+    training_jobs = template.add_resource(
+        logs.LogGroup(
+            "TrainingJobsLogGroup",
+            LogGroupName=name("training_jobs_log_group"),
+            RetentionInDays=Ref("LogRetentionDays"),
+            KmsKeyId=GetAtt(key, "Arn"),
+        )
+    )
+    stopped_jobs = template.add_resource(
+        logs.LogGroup(
+            "StoppedJobsLogGroup",
+            LogGroupName=name("stopped_jobs_log_group"),
+            RetentionInDays=Ref("LogRetentionDays"),
+            KmsKeyId=GetAtt(key, "Arn"),
+        )
+    )
+    # The policy is a JSON string, so it is written with ${} placeholders inside one Fn::Sub.
+    put_logs_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EventBridgeWritesEventLogs",
+                "Effect": "Allow",
+                "Principal": {"Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+                ":log-group:/aws/events/*:*",
+            }
+        ],
+    }
+    template.add_resource(
+        logs.ResourcePolicy(
+            "StoppedJobsPutLogsPolicy",
+            PolicyName=name("logs_resource_policy"),
+            PolicyDocument=Sub(json.dumps(put_logs_policy, separators=(",", ":"))),
+        )
+    )
+    return Logs(key, training_jobs, stopped_jobs)

@@ -1,0 +1,40 @@
+"""What every concern module receives: the template being built and the region it targets."""
+
+from dataclasses import dataclass, field
+
+from troposphere import Parameter, Ref, Sub, Template
+
+
+@dataclass(frozen=True)
+class Region:
+    """Build-time facts about one target region (from params/build.json)."""
+
+    name: str
+    zone_ids: tuple[str, ...]
+
+
+@dataclass
+class Stack:
+    """The template under construction, its region, and the parameters shared by all modules."""
+
+    template: Template
+    region: Region
+    parameter_groups: dict[str, list[str]] = field(default_factory=dict)
+    parameter_labels: dict[str, str] = field(default_factory=dict)
+    custodian_statements: list = field(default_factory=list)  # IAM for the custom resources
+
+    def add_parameter(self, name, group, label, **properties):
+        """Add a parameter and file it under a console group with a readable label."""
+        parameter = self.template.add_parameter(Parameter(name, **properties))
+        self.parameter_groups.setdefault(group, []).append(name)
+        self.parameter_labels[name] = label
+        return parameter
+
+    @property
+    def prefix(self):
+        return Ref("NamePrefix")
+
+
+def arn(service, resource, region="${AWS::Region}", account="${AWS::AccountId}"):
+    """An ARN in the stack's partition: ``arn(...)`` never hard-codes ``arn:aws:``."""
+    return Sub(f"arn:${{AWS::Partition}}:{service}:{region}:{account}:{resource}")
