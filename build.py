@@ -28,7 +28,7 @@ ZONE_ID_PATTERN = re.compile(r"^[a-z]{2,5}[0-9]-az[0-9]+$")
 MAX_TEMPLATE_BODY_BYTES = 51_200  # larger templates need an S3 bucket to deploy
 
 
-class BadInput(Exception):
+class BadInputError(Exception):
     """Something the user gave us is wrong; reported in one line, exit code 2."""
 
 
@@ -37,25 +37,25 @@ def load_settings(path):
     try:
         settings = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such settings file") from None
+        raise BadInputError(f"{path}: no such settings file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise BadInput(f"{path}: cannot read: {error}") from None
+        raise BadInputError(f"{path}: cannot read: {error}") from None
     except json.JSONDecodeError as error:
-        raise BadInput(f"{path}: not valid JSON: {error}") from None
+        raise BadInputError(f"{path}: not valid JSON: {error}") from None
     regions = settings.get("regions") if isinstance(settings, dict) else None
     if not isinstance(regions, dict) or not regions:
-        raise BadInput(f'{path}: "regions" must map each target region to its zone ids')
+        raise BadInputError(f'{path}: "regions" must map each target region to its zone ids')
     known = known_regions()
     for region, zone_ids in regions.items():
         if region not in known:
-            raise BadInput(f"{path}: unknown AWS region {region!r}")
+            raise BadInputError(f"{path}: unknown AWS region {region!r}")
         if (
             not isinstance(zone_ids, list)
             or not zone_ids
             or not all(isinstance(z, str) and ZONE_ID_PATTERN.match(z) for z in zone_ids)
             or len(set(zone_ids)) != len(zone_ids)
         ):
-            raise BadInput(f"{path}: {region}: zone ids must be a list like ['use1-az1', ...]")
+            raise BadInputError(f"{path}: {region}: zone ids must be a list like ['use1-az1', ...]")
     return settings
 
 
@@ -77,7 +77,7 @@ def select_regions(settings, wanted):
     chosen = [r.strip() for r in wanted.split(",") if r.strip()]
     unknown = [r for r in chosen if r not in regions]
     if unknown:
-        raise BadInput(f"region {unknown[0]!r} is not a target region in the settings file")
+        raise BadInputError(f"region {unknown[0]!r} is not a target region in the settings file")
     return sorted(set(chosen))
 
 
@@ -127,14 +127,14 @@ def write_dist(dist, files):
         dist.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=dist))
     except OSError as error:
-        raise BadInput(f"{dist}: cannot write: {error.strerror or error}") from None
+        raise BadInputError(f"{dist}: cannot write: {error.strerror or error}") from None
     try:
         for name, body in files.items():
             (staging / name).write_bytes(body)
         for name in files:
             os.replace(staging / name, dist / name)
     except OSError as error:
-        raise BadInput(f"{dist}: cannot write: {error.strerror or error}") from None
+        raise BadInputError(f"{dist}: cannot write: {error.strerror or error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -143,15 +143,20 @@ def command_render(args):
     settings = load_settings(args.settings)
     regions = select_regions(settings, args.regions)
     started = time.perf_counter()
-    rendered = render_all(settings, regions, run_lint=not (args.no_lint or args.check))
+    rendered = render_all(settings, regions, run_lint=not args.no_lint)
     files = {f"{region}.json": body for region, (body, _) in rendered.items()}
     if args.check:
         stale = [n for n, body in files.items() if _read(args.dist / n) != body]
         for name in stale:
-            print(f"stale: {args.dist / name} differs from what the sources render", file=sys.stderr)
-        if not stale:
-            print(f"dist is up to date ({len(files)} templates)")
-        return 1 if stale else 0
+            print(
+                f"stale: {args.dist / name} differs from what the sources render", file=sys.stderr
+            )
+        findings = [f"{r}: {f}" for r, (_, found) in rendered.items() for f in found or []]
+        for finding in findings:
+            print(f"lint: {finding}", file=sys.stderr)
+        if not (stale or findings):
+            print(f"dist is up to date and lint-clean ({len(files)} templates)")
+        return 1 if stale or findings else 0
     failed = False
     for region, (body, findings) in rendered.items():
         resources = len(json.loads(body)["Resources"])
@@ -191,19 +196,19 @@ def command_outputs(args):
         client = session.client("cloudformation")
         stacks = client.describe_stacks(StackName=args.stack)["Stacks"]
     except botocore.exceptions.NoCredentialsError:
-        raise BadInput("no AWS credentials: configure a profile or set AWS_PROFILE") from None
+        raise BadInputError("no AWS credentials: configure a profile or set AWS_PROFILE") from None
     except botocore.exceptions.NoRegionError:
-        raise BadInput("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
+        raise BadInputError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
     except botocore.exceptions.ProfileNotFound as error:
-        raise BadInput(str(error)) from None
+        raise BadInputError(str(error)) from None
     except botocore.exceptions.ClientError as error:
-        raise BadInput(f"stack {args.stack}: {error.response['Error']['Message']}") from None
+        raise BadInputError(f"stack {args.stack}: {error.response['Error']['Message']}") from None
     except botocore.exceptions.BotoCoreError as error:
-        raise BadInput(f"stack {args.stack}: {error}") from None
+        raise BadInputError(f"stack {args.stack}: {error}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     missing = [key for key in GRAND_CHALLENGE_SETTINGS.values() if key not in outputs]
     if missing:
-        raise BadInput(f"stack {args.stack} lacks outputs {missing}: is it this product?")
+        raise BadInputError(f"stack {args.stack} lacks outputs {missing}: is it this product?")
     for setting, key in GRAND_CHALLENGE_SETTINGS.items():
         print(f"{setting}={outputs[key]}")
     return 0
@@ -238,7 +243,8 @@ def parser():
     top.add_argument(
         "--check",
         action="store_true",
-        help="render in memory and exit 1 if dist/ differs (stale); writes nothing",
+        help="render and lint in memory; exit 1 if dist/ is stale or lint finds anything; "
+        "writes nothing",
     )
     top.set_defaults(command=command_render)
     commands = top.add_subparsers(title="commands", metavar="{outputs,publish}")
@@ -268,7 +274,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         return args.command(args)
-    except BadInput as error:
+    except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -47,14 +47,24 @@ def allow_custodian(stack: Stack, statement):
 def add_custom_resource(stack: Stack, logical_id, type_name, timeout, **properties):
     """A ``Custom::<type_name>`` served by the custodian function. ``timeout`` (ServiceTimeout,
     seconds) fails a broken handler in minutes instead of CloudFormation's default hour."""
-    resource = cloudformation.CustomResource(
+    resource_class = type(
+        type_name,
+        (cloudformation.CustomResource,),
+        {
+            "resource_type": f"Custom::{type_name}",
+            "props": {
+                **cloudformation.CustomResource.props,
+                **{name: (object, True) for name in properties},
+            },
+        },
+    )
+    resource = resource_class(
         logical_id,
         ServiceToken=GetAtt(CUSTODIAN, "Arn"),
         ServiceTimeout=timeout,
         DependsOn=[f"{CUSTODIAN}Policy"],
+        **properties,
     )
-    resource.resource_type = f"Custom::{type_name}"
-    resource.properties.update(properties)
     return stack.template.add_resource(resource)
 
 

@@ -30,7 +30,7 @@ def add_stopped_jobs_rule(stack: Stack, logs: Logs):
         "Stopped-jobs SQS queue ARN",
         Type="String",
         AllowedPattern=QUEUE_ARN_PATTERN,
-        ConstraintDescription="must be a standard SQS queue ARN, arn:aws:sqs:<region>:<account>:<name>",
+        ConstraintDescription="must be an SQS queue ARN: arn:<partition>:sqs:<region>:<account>:<name>",
         Description="Queue the Grand Challenge workers consume; EventBridge needs SendMessage on it.",
     )
     return template.add_resource(

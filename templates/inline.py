@@ -48,15 +48,20 @@ def _top_level_names(statements):
 
 
 def _local_names(statements):
-    """Names bound inside functions (arguments and assignments): renaming must not touch them."""
+    """Names bound below the top level (arguments, assignments, ``except ... as``, imports,
+    nested functions, methods and class attributes): renaming must not touch them."""
     local = set()
     for node in statements:
         for inner in ast.walk(node):
-            if isinstance(inner, ast.FunctionDef | ast.Lambda):
-                args = inner.args
-                for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
-                    local.add(arg.arg)
-                local.update(a.arg for a in (args.vararg, args.kwarg) if a)
+            if isinstance(inner, ast.FunctionDef | ast.ClassDef) and inner is not node:
+                local.add(inner.name)
+            elif isinstance(inner, ast.arg):
+                local.add(inner.arg)
+            elif isinstance(inner, ast.ExceptHandler) and inner.name:
+                local.add(inner.name)
+            elif isinstance(inner, ast.alias):
+                local.add((inner.asname or inner.name).split(".")[0])
+            if isinstance(inner, ast.FunctionDef | ast.ClassDef | ast.Lambda):
                 for sub in ast.walk(inner):
                     if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                         local.add(sub.id)
@@ -68,11 +73,11 @@ def _rename(statements, renames, module_name):
     if clashes:
         raise InlineError(f"{module_name}: cannot rename {sorted(clashes)}, also used as locals")
     for node in statements:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in renames:
+            node.name = renames[node.name]
         for inner in ast.walk(node):
             if isinstance(inner, ast.Name) and inner.id in renames:
                 inner.id = renames[inner.id]
-            elif isinstance(inner, ast.FunctionDef | ast.ClassDef) and inner.name in renames:
-                inner.name = renames[inner.name]
 
 
 def _parse(module_name):
@@ -130,6 +135,20 @@ def _one_space_indent(source):
     return "\n".join(lines) + "\n"
 
 
+def _check_imports(imports, defined, module_name):
+    """Hoisted imports share one namespace: a name bound to two things would be silently wrong."""
+    bound = {}
+    for node in imports:
+        for alias in node.names:
+            name = alias.asname or alias.name.split(".")[0]
+            if isinstance(node, ast.ImportFrom):
+                what = f"{node.module}:{alias.name}"
+            else:
+                what = alias.name if alias.asname else name
+            if name in defined or bound.setdefault(name, what) != what:
+                raise InlineError(f"{module_name}: top-level name {name!r} is bound twice")
+
+
 def inline_source(module_name):
     """Source of ``templates/functions/<module_name>.py`` ready for ``Code.ZipFile``."""
     modules = _reachable(module_name)
@@ -149,6 +168,7 @@ def inline_source(module_name):
                 imports.append(node)
         else:
             body.append(node)
+    _check_imports(imports, _top_level_names(body), module_name)
     program = ast.Module(body=imports + body, type_ignores=[])
     source = _one_space_indent(ast.unparse(program))
     if ast.dump(ast.parse(source)) != ast.dump(ast.parse(ast.unparse(program))):

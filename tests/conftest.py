@@ -63,7 +63,9 @@ def cfn_responses():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     recorder = ResponseRecorder(f"http://127.0.0.1:{server.server_port}/response?sig=abc")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield recorder
     server.shutdown()

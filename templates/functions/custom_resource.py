@@ -14,7 +14,8 @@ SUCCESS = "SUCCESS"
 FAILED = "FAILED"
 # CloudFormation sends Delete with this id after a Create that failed before a resource existed.
 FAILED_CREATE_PREFIX = "failed-create-"
-# A response body must stay under 4,096 bytes; the reason is the only open-ended field.
+# A response body must stay under 4,096 bytes; the reason is the only open-ended field,
+# measured as sent (JSON-escaped).
 MAX_REASON_BYTES = 1000
 # Seconds before the Lambda deadline at which the watchdog answers (or hands off).
 WATCHDOG_MARGIN_SECONDS = 20
@@ -32,10 +33,15 @@ HANDED_OFF = HandedOff()
 
 
 def truncate_reason(reason):
-    encoded = str(reason).encode()
-    if len(encoded) <= MAX_REASON_BYTES:
-        return str(reason)
-    return encoded[: MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."
+    """At most MAX_REASON_BYTES as sent, i.e. JSON-escaped (a control character takes 6)."""
+    text = str(reason)
+    if len(json.dumps(text)) - 2 <= MAX_REASON_BYTES:
+        return text
+    size = 0
+    for end, char in enumerate(text):
+        size += len(json.dumps(char)) - 2
+        if size > MAX_REASON_BYTES - 3:
+            return text[:end] + "..."
 
 
 def send_response(event, status, reason="", physical_id=None, data=None):
