@@ -26,6 +26,8 @@ DEFAULT_SETTINGS = ROOT / "params" / "build.json"
 DEFAULT_DIST = ROOT / "dist"
 ZONE_ID_PATTERN = re.compile(r"^[a-z]{2,5}[0-9]-az[0-9]+$")
 MAX_TEMPLATE_BODY_BYTES = 51_200  # larger templates need an S3 bucket to deploy
+README = ROOT / "README.md"
+DIAGRAM_REGION = "eu-central-1"  # the README's architecture diagram is drawn from this region
 
 
 class BadInputError(Exception):
@@ -145,12 +147,18 @@ def command_render(args):
     started = time.perf_counter()
     rendered = render_all(settings, regions, run_lint=not args.no_lint)
     files = {f"{region}.json": body for region, (body, _) in rendered.items()}
+    readme = readme_with_diagram(rendered)
     if args.check:
         stale = [n for n, body in files.items() if _read(args.dist / n) != body]
+        if readme is not None and readme != README.read_text():
+            print("stale: README.md diagram differs from the template's", file=sys.stderr)
+            stale.append(README.name)
         for name in stale:
-            print(
-                f"stale: {args.dist / name} differs from what the sources render", file=sys.stderr
-            )
+            if name != README.name:
+                print(
+                    f"stale: {args.dist / name} differs from what the sources render",
+                    file=sys.stderr,
+                )
         findings = [f"{r}: {f}" for r, (_, found) in rendered.items() for f in found or []]
         for finding in findings:
             print(f"lint: {finding}", file=sys.stderr)
@@ -173,8 +181,24 @@ def command_render(args):
         print("lint failed: dist/ left unchanged", file=sys.stderr)
         return 1
     write_dist(args.dist, files)
+    if readme is not None and readme != README.read_text():
+        README.write_text(readme)
+        print("updated the architecture diagram in README.md")
     print(f"wrote {len(files)} templates to {args.dist} in {time.perf_counter() - started:.1f}s")
     return 0
+
+
+def readme_with_diagram(rendered):
+    """README.md with the diagram of the DIAGRAM_REGION template (None if not rendered)."""
+    from templates.diagram import embed, mermaid
+
+    if DIAGRAM_REGION not in rendered:
+        return None
+    template = json.loads(rendered[DIAGRAM_REGION][0])
+    try:
+        return embed(README.read_text(), mermaid(template), source=f"dist/{DIAGRAM_REGION}.json")
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"{README.name}: {error}") from None
 
 
 def _read(path):

@@ -44,7 +44,7 @@ def allow_custodian(stack: Stack, statement):
     stack.custodian_statements.append(statement)
 
 
-def add_custom_resource(stack: Stack, logical_id, type_name, timeout, **properties):
+def add_custom_resource(stack: Stack, logical_id, type_name, timeout, condition=None, **properties):
     """A ``Custom::<type_name>`` served by the custodian function. ``timeout`` (ServiceTimeout,
     seconds) fails a broken handler in minutes instead of CloudFormation's default hour."""
     resource_class = type(
@@ -65,6 +65,8 @@ def add_custom_resource(stack: Stack, logical_id, type_name, timeout, **properti
         DependsOn=[f"{CUSTODIAN}Policy"],
         **properties,
     )
+    if condition:
+        resource.Condition = condition
     return stack.template.add_resource(resource)
 
 

@@ -48,6 +48,22 @@ DEFAULT_INSTANCE_TYPES = (
     "ml.r7i.16xlarge",
     "ml.r7i.24xlarge",
     "ml.r7i.48xlarge",
+    # Grand Challenge can also request these; the Terraform default misses them (AccessDenied).
+    "ml.g4dn.8xlarge",
+    "ml.g4dn.12xlarge",
+    "ml.g4dn.16xlarge",
+    "ml.g5.4xlarge",
+    "ml.g5.8xlarge",
+    "ml.g5.12xlarge",
+    "ml.g5.16xlarge",
+    "ml.g5.24xlarge",
+    "ml.g5.48xlarge",
+    "ml.p3.8xlarge",
+    "ml.p3.16xlarge",
+    "ml.p3dn.24xlarge",
+    "ml.p2.8xlarge",
+    "ml.p2.16xlarge",
+    "ml.p4d.24xlarge",
 )
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 TRAINING_JOBS_LOG_STREAMS = f"log-group:{PATTERNS['training_jobs_log_group']}:log-stream:"
@@ -128,7 +144,7 @@ def add_parameters(stack: Stack):
     )
 
 
-def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry, logs_: Logs):
+def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry):
     template = stack.template
     add_parameters(stack)
     execution_role = template.add_resource(
@@ -192,7 +208,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry,
                         logs.DescribeLogStreams,
                         logs.PutLogEvents,
                     ],
-                    Resource=[GetAtt(logs_.training_jobs, "Arn")],  # already ends in :*
+                    Resource=[Join("", [Logs.log_group_arn("training_jobs_log_group"), ":*"])],
                 ),
                 Statement(
                     Sid="PutMetrics",

@@ -5,9 +5,10 @@ import json
 from dataclasses import dataclass
 
 from awacs import kms as kms_actions
-from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Principal, Statement
-from troposphere import GetAtt, Ref, Sub, kms, logs
+from awacs.aws import Action, Allow, ArnEquals, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Join, Ref, Sub, kms, logs
 
+from .custom_resources import add_custom_resource, allow_custodian
 from .names import PATTERNS, name
 from .stack import Stack, arn
 
@@ -21,7 +22,7 @@ RETENTION_DAYS = [
 @dataclass
 class Logs:
     key: kms.Key
-    training_jobs: logs.LogGroup
+    training_jobs: object  # Custom::TrainingJobsLogGroup
     stopped_jobs: logs.LogGroup
 
     @staticmethod
@@ -87,13 +88,40 @@ def add_logs(stack: Stack) -> Logs:
     template.add_resource(
         kms.Alias("LogsKeyAlias", AliasName=name("kms_alias"), TargetKeyId=Ref(key))
     )
-    training_jobs = template.add_resource(
-        logs.LogGroup(
-            "TrainingJobsLogGroup",
-            LogGroupName=name("training_jobs_log_group"),
-            RetentionInDays=Ref("LogRetentionDays"),
-            KmsKeyId=GetAtt(key, "Arn"),
-        )
+    # Created, or adopted when SageMaker already made it (see training_jobs_log_group.py).
+    training_jobs = add_custom_resource(
+        stack,
+        "TrainingJobsLogGroup",
+        "TrainingJobsLogGroup",
+        300,
+        LogGroupName=name("training_jobs_log_group"),
+        RetentionInDays=Ref("LogRetentionDays"),
+        KmsKeyArn=GetAtt(key, "Arn"),
+    )
+    group_arn = Logs.log_group_arn("training_jobs_log_group")
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="FindLogGroups",
+            Effect=Allow,
+            Action=[Action("logs", "DescribeLogGroups")],
+            Resource=[arn("logs", "log-group:*")],  # DescribeLogGroups is scoped to all groups
+        ),
+    )
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="OwnTrainingJobsLogGroup",
+            Effect=Allow,
+            Action=[
+                Action("logs", "CreateLogGroup"),
+                Action("logs", "AssociateKmsKey"),
+                Action("logs", "DisassociateKmsKey"),
+                Action("logs", "PutRetentionPolicy"),
+                Action("logs", "DeleteLogGroup"),
+            ],
+            Resource=[group_arn, Join("", [group_arn, ":*"])],
+        ),
     )
     stopped_jobs = template.add_resource(
         logs.LogGroup(

@@ -1,21 +1,27 @@
 """Every physical name the stack sets, in one place, as ``Fn::Sub`` patterns.
 
-Names visible to Grand Challenge (repository paths, training-job prefix, log groups) are
-fixed by the backend; the rest follow the Terraform module so operators recognise them.
+Names Grand Challenge relies on (repository paths, the training-job prefix, the log groups)
+are exactly what the backend expects. Names that are global per account (IAM) or per
+partition (S3) carry the region (S3 also the account), so one prefix can be deployed in
+several regions of an account; they follow the Terraform module's shape otherwise.
+``tests/test_names.py`` checks every pattern against its service's length limit.
 """
 
 from troposphere import Sub
 
 PATTERNS = {
-    "inputs_bucket": "${NamePrefix}-components-inputs",
-    "outputs_bucket": "${NamePrefix}-components-outputs",
+    "inputs_bucket": "${NamePrefix}-${AWS::AccountId}-${AWS::Region}-inputs",
+    "outputs_bucket": "${NamePrefix}-${AWS::AccountId}-${AWS::Region}-outputs",
+    "logs_bucket": "${NamePrefix}-${AWS::AccountId}-${AWS::Region}-logs",
+    "stopped_jobs_queue": "${NamePrefix}-components-stopped-jobs",
+    "stopped_jobs_dead_letter_queue": "${NamePrefix}-components-stopped-jobs-dlq",
     "security_group": "${NamePrefix}-components",
     "vpc_tag": "${NamePrefix} Components VPC",
-    "execution_role": "SAGEMAKER_${NamePrefix}-components_EXECUTION",
-    "execution_policy": "SAGEMAKER_${NamePrefix}-components_EXECUTION",
-    "schedule_policy": "SAGEMAKER_${NamePrefix}-components_SCHEDULE",
-    "logs_policy": "SAGEMAKER_${NamePrefix}-components_LOGS",
-    "ecr_policy": "ECR_${NamePrefix}_READ_WRITE_DELETE",
+    "execution_role": "SAGEMAKER_${NamePrefix}-${AWS::Region}_EXECUTION",
+    "execution_policy": "SAGEMAKER_${NamePrefix}-${AWS::Region}_EXECUTION",
+    "schedule_policy": "SAGEMAKER_${NamePrefix}-${AWS::Region}_SCHEDULE",
+    "logs_policy": "SAGEMAKER_${NamePrefix}-${AWS::Region}_LOGS",
+    "ecr_policy": "ECR_${NamePrefix}-${AWS::Region}_READ_WRITE_DELETE",
     "kms_alias": "alias/KMS_${NamePrefix}-/aws/sagemaker/TrainingJobs_ENCRYPT_LOGS",
     "training_jobs_log_group": "/aws/sagemaker/TrainingJobs",
     "stopped_jobs_log_group": "/aws/events/${NamePrefix}-components-stopped-jobs",

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from awacs import ec2 as ec2_actions
 from awacs import s3
-from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import (
+    Allow,
+    ArnEquals,
+    Condition,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
 from troposphere import (
     Cidr,
     Equals,
@@ -321,6 +329,73 @@ def add_s3_network_acl_sync(stack: Stack, network: Network):
             Principal="events.amazonaws.com",
             SourceArn=GetAtt(schedule, "Arn"),
         )
+    )
+
+
+def add_vpc_lockdown(stack: Stack, network: Network):
+    """Strip the VPC's default security group of its rules and its default network ACL of its
+    allow entries (CloudFormation cannot manage either): nothing can use them by accident."""
+    vpc = network.vpc
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="FindVpcDefaults",
+            Effect=Allow,
+            Action=[ec2_actions.DescribeSecurityGroups, ec2_actions.DescribeNetworkAcls],
+            Resource=["*"],  # Describe* take no resource ARN
+        ),
+    )
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="LockDownVpcDefaults",
+            Effect=Allow,
+            Action=[
+                ec2_actions.RevokeSecurityGroupIngress,
+                ec2_actions.RevokeSecurityGroupEgress,
+                ec2_actions.DeleteNetworkAclEntry,
+            ],
+            Resource=[
+                ec2_arn("security-group", GetAtt(vpc, "DefaultSecurityGroup")),
+                ec2_arn("network-acl", GetAtt(vpc, "DefaultNetworkAcl")),
+            ],
+        ),
+    )
+    return add_custom_resource(stack, "VpcLockdown", "VpcLockdown", 300, VpcId=Ref(vpc))
+
+
+def add_network_interface_cleanup(stack: Stack, network: Network):
+    """On delete, remove the network interfaces SageMaker leaves in the jobs' security group,
+    which would otherwise block deleting the subnets and the group (DependencyViolation).
+
+    The resource refers to the subnets and the group, so CloudFormation deletes it first."""
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="FindJobNetworkInterfaces",
+            Effect=Allow,
+            Action=[ec2_actions.DescribeNetworkInterfaces],
+            Resource=["*"],  # Describe* take no resource ARN
+        ),
+    )
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="DeleteJobNetworkInterfacesInOurVpc",
+            Effect=Allow,
+            Action=[ec2_actions.DeleteNetworkInterface],
+            Resource=[ec2_arn("network-interface", "*")],
+            Condition=Condition(ArnEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
+        ),
+    )
+    return add_custom_resource(
+        stack,
+        "NetworkInterfaceCleanup",
+        "NetworkInterfaceCleanup",
+        1200,  # waits up to 14 minutes for interfaces still in use
+        VpcId=Ref(network.vpc),
+        SecurityGroupId=GetAtt(network.security_group, "GroupId"),
+        SubnetIds=network.subnet_ids,
     )
 
 

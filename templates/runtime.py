@@ -6,11 +6,18 @@ from .custom_resources import add_custodian
 from .events import add_stopped_jobs_rule
 from .iam import add_iam
 from .logs import add_logs
-from .network import add_flow_log, add_network, add_s3_endpoint, add_s3_network_acl_sync
+from .network import (
+    add_flow_log,
+    add_network,
+    add_network_interface_cleanup,
+    add_s3_endpoint,
+    add_s3_network_acl_sync,
+    add_vpc_lockdown,
+)
 from .outputs import add_outputs
 from .registry import add_registry
 from .stack import Region, Stack
-from .storage import add_io_bucket, add_logs_bucket_parameter
+from .storage import add_io_bucket, add_logs_bucket
 
 DESCRIPTION = (
     "Grand Challenge components runtime: SageMaker training jobs in a locked-down VPC, "
@@ -45,15 +52,17 @@ def build_template(region: Region) -> Template:
         ),
         Description="Prefix of every name; Grand Challenge's COMPONENTS_REGISTRY_PREFIX.",
     )
-    logs_bucket_name, logs_bucket_arn = add_logs_bucket_parameter(stack)
+    logs_bucket_name, logs_bucket_arn = add_logs_bucket(stack)
     logs = add_logs(stack)
     inputs = add_io_bucket(stack, "InputsBucket", "inputs_bucket", logs_bucket_name)
     outputs = add_io_bucket(stack, "OutputsBucket", "outputs_bucket", logs_bucket_name)
     registry = add_registry(stack)
     network = add_network(stack)
     add_s3_network_acl_sync(stack, network)
+    add_vpc_lockdown(stack, network)
+    add_network_interface_cleanup(stack, network)
     add_flow_log(stack, network, logs_bucket_arn)
-    iam = add_iam(stack, network, inputs, outputs, registry, logs)
+    iam = add_iam(stack, network, inputs, outputs, registry)
     add_s3_endpoint(stack, network, inputs, outputs, iam.execution_role)
     rule = add_stopped_jobs_rule(stack, logs)
     add_outputs(stack, network, inputs, outputs, registry, iam, rule)

@@ -197,10 +197,10 @@ def test_outputs_prints_the_env_block_of_a_deployed_stack(capsys):
         "Region": "eu-central-1",
         "RegistryUrl": "123456789012.dkr.ecr.eu-central-1.amazonaws.com",
         "RegistryPrefix": "gc-prod",
-        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/SAGEMAKER_gc-prod-components_EXECUTION",
+        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/SAGEMAKER_gc-prod-eu-central-1_EXECUTION",
         "SecurityGroupId": "sg-0123456789abcdef0",
         "PrivateSubnetIds": "subnet-0a,subnet-0b,subnet-0c",
-        "InputsBucketName": "gc-prod-components-inputs",
+        "InputsBucketName": "gc-prod-123456789012-eu-central-1-inputs",
         "OutputsBucketName": "gc-prod-components-outputs",
     }
     template = {
@@ -270,3 +270,15 @@ def test_lint_findings_exit_1_and_leave_dist_unwritten(tmp_path, settings_file, 
     code = build.main(["--settings", str(settings_file), "--dist", str(dist)])
     assert code == 1
     assert snapshot(dist) == {}
+
+
+def test_readme_diagram_is_drawn_from_the_current_template():
+    from templates.diagram import embed, mermaid
+    from tests.helpers import rendered
+
+    readme = (ROOT / "README.md").read_text()
+    diagram = mermaid(rendered(build.DIAGRAM_REGION))
+    assert embed(readme, diagram, source=f"dist/{build.DIAGRAM_REGION}.json") == readme, (
+        "README.md's diagram is stale: run `python build.py` and commit README.md"
+    )
+    assert "res_StoppedTrainingJobsRule" in readme

@@ -37,7 +37,8 @@ def code_session():
 
 
 @pytest.fixture
-def aws_calls(code_session, monkeypatch):
+def aws_calls(ec2, code_session, monkeypatch):
+    """AWS calls of the code under test, all answered by moto (``ec2`` keeps it running)."""
     monkeypatch.setenv("AWS_REGION", REGION)
     code_session.calls.clear()
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", code_session)
@@ -120,18 +121,14 @@ def test_routes_s3_network_acl_entries_events(handler, ec2, acl, aws_calls, cfn_
     assert s3_entries(ec2, acl) == SYNCED
 
 
-def test_routes_the_daily_schedule_without_answering(
-    handler, ec2, acl, aws_calls, cfn_responses
-):
+def test_routes_the_daily_schedule_without_answering(handler, ec2, acl, aws_calls, cfn_responses):
     assert handler({"NetworkAclId": acl}, FakeContext()) is None
     assert s3_entries(ec2, acl) == SYNCED
     assert cfn_responses.requests == []
 
 
 def test_s3_network_acl_failure_is_answered(handler, ec2, acl, aws_calls, cfn_responses):
-    event = make_event(
-        "Create", cfn_responses.url, {}, ResourceType="Custom::S3NetworkAclEntries"
-    )
+    event = make_event("Create", cfn_responses.url, {}, ResourceType="Custom::S3NetworkAclEntries")
     assert handler(event, FakeContext()) is None
     body = cfn_responses.only_body()
     assert body["Status"] == "FAILED"
@@ -163,9 +160,20 @@ def test_unknown_resource_type_fails(
     assert aws_calls == []
 
 
-def test_unknown_resource_type_without_response_url_is_dropped(
-    handler, aws_calls, cfn_responses
+@pytest.mark.parametrize("resource_type", ["Custom::Nope", None])
+def test_unknown_resource_type_delete_succeeds_so_the_stack_can_go(
+    handler, resource_type, aws_calls, cfn_responses
 ):
+    event = make_event(
+        "Delete", cfn_responses.url, {}, ResourceType=resource_type, PhysicalResourceId="old-id"
+    )
+    assert handler(event, FakeContext()) is None
+    body = cfn_responses.only_body()
+    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", "old-id")
+    assert aws_calls == []
+
+
+def test_unknown_resource_type_without_response_url_is_dropped(handler, aws_calls, cfn_responses):
     event = make_event("Create", "", ResourceType="Custom::Nope")
     del event["ResponseURL"]
     assert handler(event, FakeContext()) is None
@@ -176,9 +184,7 @@ def test_unknown_resource_type_without_response_url_is_dropped(
 @pytest.mark.parametrize(
     "event", [None, "Create", 42, ["NetworkAclId"], [{"NetworkAclId": "acl-1"}]]
 )
-def test_ignores_events_that_are_not_objects(
-    handler, event, aws_calls, cfn_responses, capsys
-):
+def test_ignores_events_that_are_not_objects(handler, event, aws_calls, cfn_responses, capsys):
     assert handler(event, FakeContext()) is None
     assert "ignored event that is not an object" in capsys.readouterr().out
     assert cfn_responses.requests == []

@@ -2,7 +2,7 @@
 
 An event table (CDK style: event in, response out) covers the cheap cases; the big, versioned
 bucket, per-key errors, S3 failures and the near-timeout hand-off have their own tests. A spy
-wraps ``boto3.client``: it records the handler's S3 calls (moto does not enforce the 1,000-key
+wraps botocore's client creation: it records the handler's S3 calls (moto does not enforce the 1,000-key
 DeleteObjects cap, so batch sizes are checked here), injects faults and stubs Lambda.
 """
 
@@ -14,6 +14,7 @@ import time
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.session import Session
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
@@ -30,19 +31,19 @@ REGION = {"LocationConstraint": "eu-central-1"}
 
 
 class Spy:
-    """Stands in for ``boto3.client`` in the handler."""
+    """Wraps botocore's ``Session.create_client`` (boto3 clients are made by it too)."""
 
-    def __init__(self, real_client):
-        self.real_client = real_client
+    def __init__(self, real_create_client):
+        self.real_create_client = real_create_client
         self.calls = []  # (operation name, API parameters) of every S3 call the handler made
         self.faults = {}  # operation name -> function(params, nth call) raising to inject a fault
         self.invokes = []  # keyword arguments of every lambda.invoke
         self.hooks = []  # (botocore event name, handler) added to every S3 client
 
-    def __call__(self, service, *args, **kwargs):
+    def create_client(self, session, service, *args, **kwargs):
         if service == "lambda":
             return self
-        client = self.real_client(service, *args, **kwargs)
+        client = self.real_create_client(session, service, *args, **kwargs)
         client.meta.events.register(f"before-parameter-build.{service}", self.record)
         for name, hook in self.hooks:
             client.meta.events.register(name, hook)
@@ -78,8 +79,10 @@ def s3(monkeypatch):
 
 @pytest.fixture
 def spy(s3, monkeypatch):
-    spy = Spy(boto3.client)
-    monkeypatch.setattr(boto3, "client", spy)
+    spy = Spy(Session.create_client)
+    monkeypatch.setattr(
+        Session, "create_client", lambda *args, **kw: spy.create_client(*args, **kw)
+    )
     return spy
 
 
@@ -238,6 +241,8 @@ def test_event_table(s3, spy, cfn_responses, given, expected):
     assert (body["RequestId"], body["StackId"]) == (event["RequestId"], event["StackId"])
     if reason:
         assert reason in body["Reason"]
+    if request_type in ("Create", "Update") and status == "SUCCESS":
+        assert body["Data"] == {"BucketName": properties["BucketName"]}  # for Fn::GetAtt
     if left is not None:
         assert versions_left(s3) == left
     assert not spy.of("ListObjectVersions") and not spy.of("DeleteObjects") and not spy.invokes
@@ -352,27 +357,42 @@ def test_locked_objects_fail_with_the_first_key_and_code(s3, spy, cfn_responses)
     assert len(spy.of("DeleteObjects")) == 2 and len(spy.of("ListObjectVersions")) == 2
 
 
-def test_undeletable_keys_stop_a_big_bucket_after_a_bounded_number_of_calls(s3, spy, cfn_responses):
-    """Every key refused (e.g. no s3:DeleteObjectVersion): no second pass, no endless retry."""
+def test_undeletable_keys_stop_a_big_bucket_after_a_bounded_number_of_calls(
+    s3, spy, cfn_responses, monkeypatch
+):
+    """Every key refused (e.g. no s3:DeleteObjectVersion): listing stops at the next page, no
+    second pass, no endless retry."""
     make_bucket(s3)
-    fill(s3, keys=700, versions=1, markers=2)
+    fill(s3, keys=1034, versions=1, markers=2)  # 4 pages
+    first_batch_done = threading.Event()
+    real_delete_batch = empty_bucket.Emptier.delete_batch
+
+    def delete_batch(self, batch):
+        try:
+            return real_delete_batch(self, batch)
+        finally:
+            first_batch_done.set()
 
     def refuse(parsed, **_):
         deleted = parsed.pop("Deleted")  # moto answers as if Quiet were False
         parsed["Errors"] = [dict(d, Code="AccessDenied", Message="Access Denied") for d in deleted]
 
+    monkeypatch.setattr(empty_bucket.Emptier, "delete_batch", delete_batch)
     spy.hooks.append(("after-call.s3.DeleteObjects", refuse))
+    # Page 3 is listed only once batch 1 (page 1, sent after page 2 was listed) has failed.
+    spy.faults["ListObjectVersions"] = lambda params, nth: nth == 3 and first_batch_done.wait(5)
+
     empty_bucket.handler(delete_event(cfn_responses.url), FakeContext())
 
     body = cfn_responses.only_body()
     assert body["Status"] == "FAILED"
-    # Whichever batch failed first (batches run concurrently) names its first key.
     assert re.fullmatch(
-        r"RuntimeError: (1000|100) versions not deleted, first 'data/\d{5}\.bin' "
+        r"RuntimeError: 1000 versions not deleted, first 'data/00000\.bin' "
         r"\([0-9a-f-]{36}\): AccessDenied Access Denied",
         body["Reason"],
     ), body["Reason"]
-    assert 1 <= len(spy.of("DeleteObjects")) <= 3 and len(spy.of("ListObjectVersions")) <= 3
+    assert len(spy.of("ListObjectVersions")) == 3  # not the 4th page, no second pass
+    assert len(spy.of("DeleteObjects")) == 2  # pages 1 and 2; page 3 was not sent
     assert not spy.of("ListMultipartUploads")
 
 
@@ -472,3 +492,12 @@ def test_watchdog_hands_off_a_stuck_call_exactly_once(s3, spy, cfn_responses):
     assert not worker.is_alive()
     assert len(spy.invokes) == 1 and cfn_responses.requests == []
     assert json.loads(spy.invokes[0]["Payload"])["Continuation"] == {"Hop": 1, "Deleted": 0}
+
+
+def test_only_a_delete_is_ever_handed_off(spy):
+    """The watchdog asks every request type; a stuck Create or Update just times out."""
+    context = FakeContext()
+    for request_type in ("Create", "Update"):
+        event = make_event(request_type, "http://127.0.0.1:9/", {"BucketName": BUCKET})
+        assert empty_bucket.Emptier(context).hand_off(event, context) is None
+    assert not spy.invokes

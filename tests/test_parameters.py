@@ -16,12 +16,12 @@ GOOD_AND_BAD = {
     ),
     "StoppedEventsQueueArn": (
         [
+            "",
             "arn:aws:sqs:eu-central-1:123456789012:gc-stopped",
             "arn:aws-cn:sqs:cn-north-1:123456789012:Queue_1",
             "arn:aws-us-gov:sqs:us-gov-west-1:123456789012:q",
         ],
         [
-            "",
             "gc-stopped",
             "arn:aws:sqs:eu-central-1:12345678901:gc",
             "arn:aws:sns:eu-central-1:123456789012:gc",
@@ -30,13 +30,14 @@ GOOD_AND_BAD = {
         ],
     ),
     "LogsBucketName": (
-        ["gc-logs", "abc", "my.logs.bucket-1", "a" * 63],
-        ["", "ab", "GC-logs", "-gc-logs", "gc-logs-", "gc_logs", "a" * 64],
+        ["", "gc-logs", "abc", "my.logs.bucket-1", "a" * 63],
+        ["ab", "GC-logs", "-gc-logs", "gc-logs-", "gc_logs", "a" * 64],
     ),
     "VpcCidr": (
         ["172.31.0.0/16", "10.0.0.0/20", "192.168.1.0/24", "10.255.0.0/18"],
         ["172.31.0.0/8", "172.31.0.0/15", "10.0.0.0/25", "10.0.0.0", "256.0.0.0/16", "a.b.c.d/16"],
     ),
+    "LogsExpirationDays": (["1", "365", "3653"], ["0", "3654", "-5", "a year"]),
     "MaximumRuntimeSeconds": (
         ["1", "3600", "86400", "2419200"],
         ["0", "-1", "2419201", "one day"],

@@ -51,7 +51,7 @@ def code_session():
 
 
 @pytest.fixture
-def aws_calls(code_session, monkeypatch):
+def aws_calls(ec2, code_session, monkeypatch):
     """AWS calls made by the code under test; the tests' own ``ec2`` client is not recorded."""
     code_session.calls.clear()
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", code_session)
@@ -127,10 +127,10 @@ def entries(ec2, acl_id):
     )
 
 
-def s3_rules(cidrs):
-    """What the ACL must hold for ``cidrs`` (already sorted): rule pairs from 100, then deny-all."""
+def s3_rules(cidrs, first_rule=100):
+    """What the ACL must hold for ``cidrs`` (already sorted): rule pairs, then deny-all."""
     rules = []
-    for number, cidr in enumerate(cidrs, start=100):
+    for number, cidr in enumerate(cidrs, start=first_rule):
         rules.append((False, number, "6", "allow", cidr, INBOUND))
         rules.append((True, number, "6", "allow", cidr, HTTPS))
     return sorted(rules + DENY_ALL)
@@ -138,7 +138,9 @@ def s3_rules(cidrs):
 
 def writes(calls):
     """The ACL writes made, in order, as (operation, egress, rule number)."""
-    return [(name, params["Egress"], params["RuleNumber"]) for name, params in calls if name in WRITES]
+    return [
+        (name, params["Egress"], params["RuleNumber"]) for name, params in calls if name in WRITES
+    ]
 
 
 def invoke(cfn_responses, request_type, properties, **overrides):
@@ -218,18 +220,22 @@ def test_stale_entries_are_corrected_and_nothing_else_touched(
     body = invoke(cfn_responses, "Update", {"NetworkAclId": acl}, PhysicalResourceId=acl)
 
     assert body["Status"] == "SUCCESS", body["Reason"]
-    assert entries(ec2, acl) == s3_rules(MOTO_S3_CIDRS)
+    assert entries(ec2, acl) == s3_rules(MOTO_S3_CIDRS, first_rule=200)
     made = writes(aws_calls)
-    assert sorted(made) == [
-        ("DeleteNetworkAclEntry", False, 103),
-        ("DeleteNetworkAclEntry", True, 90),
-        ("DeleteNetworkAclEntry", True, 103),
-        ("ReplaceNetworkAclEntry", False, 101),
-        ("ReplaceNetworkAclEntry", False, 102),
-        ("ReplaceNetworkAclEntry", True, 102),
+    # The whole set is written in the free range first, then every old entry goes.
+    assert made[:6] == [
+        ("CreateNetworkAclEntry", egress, number)
+        for egress in (False, True)
+        for number in (200, 201, 202)
     ]
-    first_delete = min(i for i, (name, *_) in enumerate(made) if name == "DeleteNetworkAclEntry")
-    assert all(name == "DeleteNetworkAclEntry" for name, *_ in made[first_delete:])
+    assert sorted(made[6:]) == sorted(
+        [("DeleteNetworkAclEntry", True, 90)]
+        + [
+            ("DeleteNetworkAclEntry", egress, n)
+            for egress in (False, True)
+            for n in range(100, 104)
+        ]
+    )
 
 
 def test_follows_the_prefix_list_as_it_changes(ec2, acl, s3_list, aws_calls, cfn_responses):
@@ -241,17 +247,17 @@ def test_follows_the_prefix_list_as_it_changes(ec2, acl, s3_list, aws_calls, cfn
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert body["Data"] == {"PrefixListId": s3_list.id, "Cidrs": ",".join(grown)}
-    assert entries(ec2, acl) == s3_rules(grown)
+    assert entries(ec2, acl) == s3_rules(grown, first_rule=200)
 
     set_s3_cidrs(s3_list, ["3.5.0.0/19"])
     aws_calls.clear()
     assert s3_network_acl.handler({"NetworkAclId": acl}, FakeContext()) is None
 
     assert entries(ec2, acl) == s3_rules(["3.5.0.0/19"])
-    assert sorted(writes(aws_calls)) == sorted(
-        [("ReplaceNetworkAclEntry", egress, 100) for egress in (False, True)]
-        + [("DeleteNetworkAclEntry", egress, n) for egress in (False, True) for n in (101, 102, 103)]
-    )
+    assert writes(aws_calls) == [
+        ("CreateNetworkAclEntry", False, 100),
+        ("CreateNetworkAclEntry", True, 100),
+    ] + [("DeleteNetworkAclEntry", egress, n) for egress in (False, True) for n in range(200, 204)]
     assert len(cfn_responses.requests) == 2  # the scheduled run answered nobody
 
 
@@ -270,7 +276,10 @@ def test_delete_is_a_no_op(ec2, acl, s3_list, aws_calls, cfn_responses):
     ("change", "reason"),
     [
         (remove_s3_list, f"LookupError: no prefix list {S3_LIST}"),
-        (lambda prefix_list: set_s3_cidrs(prefix_list, []), f"prefix list {S3_LIST} has no entries"),
+        (
+            lambda prefix_list: set_s3_cidrs(prefix_list, []),
+            f"prefix list {S3_LIST} has no entries",
+        ),
     ],
     ids=["absent", "empty"],
 )
@@ -329,7 +338,14 @@ EVENT_TABLE = {
         "ClientError",
         "FAILED-CREATE",
     ),
-    "delete": ("Delete", {"NetworkAclId": "ACL"}, {"PhysicalResourceId": "ACL"}, "SUCCESS", "", "ACL"),
+    "delete": (
+        "Delete",
+        {"NetworkAclId": "ACL"},
+        {"PhysicalResourceId": "ACL"},
+        "SUCCESS",
+        "",
+        "ACL",
+    ),
     "delete of an unknown ACL": (
         "Delete",
         {"NetworkAclId": UNKNOWN_ACL},

@@ -28,7 +28,7 @@ def sagemaker_event_detail(job_name, status):
             "TrainingInputMode": "File",
             "EnableSageMakerMetricsTimeSeries": False,
         },
-        "RoleArn": "arn:aws:iam::123456789012:role/SAGEMAKER_gc-prod-components_EXECUTION",
+        "RoleArn": "arn:aws:iam::123456789012:role/SAGEMAKER_gc-prod-eu-central-1_EXECUTION",
         "ResourceConfig": {
             "InstanceType": "ml.g4dn.xlarge",
             "InstanceCount": 1,
@@ -64,7 +64,7 @@ def substitute_prefix(value):
 def delivered():
     """Put events through the template's rule; returns the SQS bodies that arrived."""
     rule = rendered(REGION)["Resources"]["StoppedTrainingJobsRule"]["Properties"]
-    queue_target = next(t for t in rule["Targets"] if t["Arn"] == {"Ref": "StoppedEventsQueueArn"})
+    queue_target = next(t for t in rule["Targets"] if t["Id"] == "grand-challenge-queue")
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         events = boto3.client("events", region_name=REGION)

@@ -4,11 +4,19 @@ One function instead of one per handler keeps a single inlined copy of the proto
 the template (which must stay small enough to deploy without an S3 bucket).
 """
 
-from .custom_resource import FAILED, send_response
+from .custom_resource import FAILED, SUCCESS, send_response
+from .empty_bucket import handler as empty_bucket
+from .network_interface_cleanup import handler as network_interface_cleanup
 from .s3_network_acl import handler as s3_network_acl
+from .training_jobs_log_group import handler as training_jobs_log_group
+from .vpc_lockdown import handler as vpc_lockdown
 
 HANDLERS = {
+    "Custom::EmptyBucket": empty_bucket,
     "Custom::S3NetworkAclEntries": s3_network_acl,
+    "Custom::TrainingJobsLogGroup": training_jobs_log_group,
+    "Custom::VpcLockdown": vpc_lockdown,
+    "Custom::NetworkInterfaceCleanup": network_interface_cleanup,
 }
 
 
@@ -22,5 +30,9 @@ def handler(event, context):
     if route:
         return route(event, context)
     if event.get("ResponseURL"):
-        send_response(event, FAILED, f"No handler for {event.get('ResourceType')!r:.100}")
+        if event.get("RequestType") == "Delete":
+            # Never block a stack delete: whatever this was, nothing here can own it any more.
+            send_response(event, SUCCESS, "No handler; nothing to delete")
+        else:
+            send_response(event, FAILED, f"No handler for {event.get('ResourceType')!r:.100}")
     return None

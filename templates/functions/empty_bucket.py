@@ -24,9 +24,10 @@ what was deleted stays deleted, so deleting the stack again continues where it s
 
 import json
 import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -60,7 +61,8 @@ def parse(event):
 
 
 def create_or_update(event, context):
-    return PHYSICAL_ID_PREFIX + parse(event)[0], {}
+    bucket = parse(event)[0]
+    return PHYSICAL_ID_PREFIX + bucket, {"BucketName": bucket}
 
 
 class Emptier:
@@ -91,8 +93,11 @@ class Emptier:
 
     def delete(self, event, context):
         self.bucket, _, deleted = parse(event)
+        # Its own session: timestamps stay strings (parsing them is most of a listing's CPU).
         # WORKERS + 1 connections fit in botocore's default pool of 10.
-        self.s3 = boto3.client("s3", config=Config(retries={"mode": "standard"}))
+        session = botocore.session.get_session()
+        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+        self.s3 = session.create_client("s3", config=Config(retries={"mode": "standard"}))
         try:
             self.empty(event, context)
         except ClientError as error:
@@ -126,7 +131,7 @@ class Emptier:
 
     def delete_versions(self, pool):
         """One listing pass, deleting as it goes: versions found, None if cut short."""
-        found, batch, pending = 0, [], set()
+        found, batch, pending = 0, [], []
         pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket)
         for page in pages:  # of up to 1,000 versions (S3's default and maximum MaxKeys)
             # The next page starts after this page's marker version: that version goes last into
@@ -135,27 +140,33 @@ class Emptier:
             entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
             for entry in sorted(entries, key=lambda e: (e["Key"], e["VersionId"]) == marker):
                 if len(batch) == BATCH:
-                    pending, batch = self.submit(pool, pending, batch), []
+                    self.submit(pool, pending, batch)
+                    batch = []
                 batch.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
                 found += 1
-            if (
-                self.failed
-                or self.handed_off
-                or self.context.get_remaining_time_in_millis() < HAND_OFF_MS
-            ):
+            if self.must_stop():
                 found = None
                 break
-        for future in self.submit(pool, pending, batch) if batch else pending:
+        if batch and not self.failed:
+            self.submit(pool, pending, batch)
+        for future in pending:
             future.result()
         return found
 
+    def must_stop(self):
+        """A batch failed, the watchdog handed off or time runs short: list no further."""
+        return (
+            self.failed
+            or self.handed_off
+            or self.context.get_remaining_time_in_millis() < HAND_OFF_MS
+        )
+
     def submit(self, pool, pending, batch):
-        """Queue a batch once fewer than 2 * WORKERS are in flight; re-raises their errors."""
-        while len(pending) >= 2 * WORKERS:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()
-        return pending | {pool.submit(self.delete_batch, batch)}
+        """Queue a batch, first waiting for the oldest of 2 * WORKERS in flight (so the first
+        failure in listing order is the one raised)."""
+        if len(pending) >= 2 * WORKERS:
+            pending.pop(0).result()
+        pending.append(pool.submit(self.delete_batch, batch))
 
     def delete_batch(self, batch):
         reply = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})

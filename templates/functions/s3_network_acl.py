@@ -4,7 +4,8 @@ A network ACL cannot reference a prefix list, and AWS changes the S3 ranges over
 entries are written from the live ``com.amazonaws.<region>.s3`` list: on stack create and
 update (as a custom resource, returning the list id for the security group) and daily (as a
 scheduled event carrying ``NetworkAclId``). Only S3's CIDRs get in: inbound TCP 1024-65535,
-outbound TCP 443, one rule pair per CIDR from rule 100; stale entries are removed last.
+outbound TCP 443, one rule pair per CIDR. A change is written as a whole new set in the free
+rule range (100+ or 200+) before the old set is deleted, so S3 is never briefly cut off.
 """
 
 import os
@@ -13,8 +14,8 @@ import boto3
 
 from .custom_resource import run
 
-FIRST_RULE = 100
-DEFAULT_RULE = 32767  # AWS's own final deny; never touched
+RULE_RANGES = (100, 200)  # the set in use sits in one range, a replacement goes to the other
+FIXED_RULES = 32767  # AWS's own final deny rules (32767, and 32768 for IPv6); never touched
 TCP = "6"
 EPHEMERAL_PORTS = {"From": 1024, "To": 65535}
 HTTPS_PORT = {"From": 443, "To": 443}
@@ -38,14 +39,14 @@ def s3_prefix_list(ec2, region):
     return prefix_list_id, cidrs
 
 
-def wanted_entries(cidrs):
-    """{(egress, rule number): entry} for every S3 CIDR."""
+def wanted_entries(cidrs, first_rule):
+    """{(egress, rule number): entry} for every S3 CIDR, numbered from ``first_rule``."""
     entries = {}
     for offset, cidr in enumerate(cidrs):
         for egress, ports in ((False, EPHEMERAL_PORTS), (True, HTTPS_PORT)):
-            entries[(egress, FIRST_RULE + offset)] = {
+            entries[(egress, first_rule + offset)] = {
                 "Egress": egress,
-                "RuleNumber": FIRST_RULE + offset,
+                "RuleNumber": first_rule + offset,
                 "Protocol": TCP,
                 "RuleAction": "allow",
                 "CidrBlock": cidr,
@@ -54,34 +55,37 @@ def wanted_entries(cidrs):
     return entries
 
 
-def _same(current, wanted):
-    return all(current.get(key) == value for key, value in wanted.items())
+def _content(entry):
+    ports = tuple(sorted(entry.get("PortRange", {}).items()))
+    return (*(entry.get(key) for key in ("Egress", "Protocol", "RuleAction", "CidrBlock")), ports)
 
 
 def sync(ec2, network_acl_id, cidrs):
-    """Make the ACL's entries exactly ``wanted_entries(cidrs)``; returns the calls made."""
+    """Make the ACL's entries exactly one rule pair per CIDR; returns the number of writes."""
     acl = ec2.describe_network_acls(NetworkAclIds=[network_acl_id])["NetworkAcls"][0]
     current = {
         (entry["Egress"], entry["RuleNumber"]): entry
         for entry in acl["Entries"]
-        if entry["RuleNumber"] != DEFAULT_RULE
+        if entry["RuleNumber"] < FIXED_RULES
     }
-    wanted = wanted_entries(cidrs)
-    changes = 0
+    have = sorted(_content(entry) for entry in current.values())
+    if have == sorted(_content(e) for e in wanted_entries(cidrs, 0).values()):
+        return 0
+    free = [
+        first
+        for first in RULE_RANGES
+        if not any(first <= number < first + 100 for _, number in current)
+    ]
+    wanted = wanted_entries(cidrs, (free or RULE_RANGES)[0])
     for key, entry in sorted(wanted.items()):
-        if key not in current:
-            ec2.create_network_acl_entry(NetworkAclId=network_acl_id, **entry)
-        elif not _same(current[key], entry):
-            ec2.replace_network_acl_entry(NetworkAclId=network_acl_id, **entry)
-        else:
-            continue
-        changes += 1
-    for egress, rule_number in sorted(current.keys() - wanted.keys()):
+        write = ec2.replace_network_acl_entry if key in current else ec2.create_network_acl_entry
+        write(NetworkAclId=network_acl_id, **entry)
+    stale = sorted(current.keys() - wanted.keys())
+    for egress, rule_number in stale:
         ec2.delete_network_acl_entry(
             NetworkAclId=network_acl_id, Egress=egress, RuleNumber=rule_number
         )
-        changes += 1
-    return changes
+    return len(wanted) + len(stale)
 
 
 def apply(network_acl_id):
