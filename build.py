@@ -88,9 +88,24 @@ def render(region, zone_ids):
     from templates.runtime import build_template
     from templates.stack import Region
 
-    template = build_template(Region(region, tuple(zone_ids)))
-    text = json.dumps(template.to_dict(), sort_keys=True, separators=(",", ":"))
-    return (text + "\n").encode()
+    return _minified(build_template(Region(region, tuple(zone_ids))))
+
+
+def render_launch_role(settings):
+    """The Service Catalog launch role template (one for every region)."""
+    from templates.launch_role import build_launch_role_template
+
+    publish = settings.get("publish", {})
+    return _minified(
+        build_launch_role_template(
+            role_name=publish.get("launch_role_name", "GrandChallengeComponentsLaunch"),
+            artifact_bucket_prefix=publish.get("artifact_bucket_prefix", "gc-components-templates"),
+        )
+    )
+
+
+def _minified(template):
+    return (json.dumps(template.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def lint(region, body):
@@ -103,14 +118,21 @@ def lint(region, body):
 
 
 def _render_and_lint(job):
-    region, zone_ids, run_lint = job
-    body = render(region, zone_ids)
-    return region, body, lint(region, body) if run_lint else None
+    file_name, region, render_function, render_args, run_lint = job
+    body = render_function(*render_args)
+    return file_name, region, body, lint(region, body) if run_lint else None
 
 
 def render_all(settings, regions, run_lint=True):
-    """{region: (bytes, findings)}; regions are linted in parallel processes."""
-    jobs = [(region, settings["regions"][region], run_lint) for region in regions]
+    """{file name: (region, bytes, findings)}: one template per region plus the launch role,
+    linted in parallel processes (the launch role for the first region: it has no region)."""
+    from templates.launch_role import FILE_NAME as LAUNCH_ROLE
+
+    jobs = [
+        (f"{region}.json", region, render, (region, settings["regions"][region]), run_lint)
+        for region in regions
+    ]
+    jobs.append((LAUNCH_ROLE, regions[0], render_launch_role, (settings,), run_lint))
     workers = min(len(jobs), os.cpu_count() or 1)
     if workers <= 1:
         results = map(_render_and_lint, jobs)
@@ -120,7 +142,7 @@ def render_all(settings, regions, run_lint=True):
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = list(pool.map(_render_and_lint, jobs))
-    return {region: (body, findings) for region, body, findings in results}
+    return {name: (region, body, findings) for name, region, body, findings in results}
 
 
 def write_dist(dist, files):
@@ -146,32 +168,30 @@ def command_render(args):
     regions = select_regions(settings, args.regions)
     started = time.perf_counter()
     rendered = render_all(settings, regions, run_lint=not args.no_lint)
-    files = {f"{region}.json": body for region, (body, _) in rendered.items()}
+    files = {name: body for name, (_, body, _) in rendered.items()}
     readme = readme_with_diagram(rendered)
     if args.check:
         stale = [n for n, body in files.items() if _read(args.dist / n) != body]
+        for name in stale:
+            print(
+                f"stale: {args.dist / name} differs from what the sources render", file=sys.stderr
+            )
         if readme is not None and readme != README.read_text():
             print("stale: README.md diagram differs from the template's", file=sys.stderr)
             stale.append(README.name)
-        for name in stale:
-            if name != README.name:
-                print(
-                    f"stale: {args.dist / name} differs from what the sources render",
-                    file=sys.stderr,
-                )
-        findings = [f"{r}: {f}" for r, (_, found) in rendered.items() for f in found or []]
+        findings = [f"{n}: {f}" for n, (_, _, found) in rendered.items() for f in found or []]
         for finding in findings:
             print(f"lint: {finding}", file=sys.stderr)
         if not (stale or findings):
             print(f"dist is up to date and lint-clean ({len(files)} templates)")
         return 1 if stale or findings else 0
     failed = False
-    for region, (body, findings) in rendered.items():
+    for file_name, (_, body, findings) in rendered.items():
         resources = len(json.loads(body)["Resources"])
         too_big = len(body) > MAX_TEMPLATE_BODY_BYTES
         verdict = "lint skipped" if findings is None else f"{len(findings)} lint findings"
         print(
-            f"{region:15} {resources:3} resources {len(body):6} bytes"
+            f"{file_name:20} {resources:3} resources {len(body):6} bytes"
             f"{' (over 51,200: deploy via --s3-bucket)' if too_big else ''}  {verdict}"
         )
         for finding in findings or []:
@@ -192,9 +212,9 @@ def readme_with_diagram(rendered):
     """README.md with the diagram of the DIAGRAM_REGION template (None if not rendered)."""
     from templates.diagram import embed, mermaid
 
-    if DIAGRAM_REGION not in rendered:
+    if f"{DIAGRAM_REGION}.json" not in rendered:
         return None
-    template = json.loads(rendered[DIAGRAM_REGION][0])
+    template = json.loads(rendered[f"{DIAGRAM_REGION}.json"][1])
     try:
         return embed(README.read_text(), mermaid(template), source=f"dist/{DIAGRAM_REGION}.json")
     except (OSError, ValueError) as error:

@@ -38,6 +38,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from botocore.handlers import BUILTIN_HANDLERS
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 AWS_CLI = Path(sys.executable).parent / "aws"
@@ -116,6 +118,12 @@ def serve(connection, stock):
 # --- the handler's side ------------------------------------------------------------------
 
 
+REQUESTS = Counter()  # HTTP attempts to S3 by operation, from every botocore session made
+BUILTIN_HANDLERS.append(
+    ("before-send.s3", lambda event_name, **_: REQUESTS.update([event_name.split(".")[-1]]))
+)
+
+
 class Responses(ThreadingHTTPServer):
     """CloudFormation's pre-signed ResponseURL, on 127.0.0.1."""
 
@@ -153,15 +161,9 @@ class Context:
 def run_handler(responses, bucket, trace=False):
     """Delete event for ``bucket``: (seconds, CPU seconds, S3 requests by operation, peak
     traced bytes). The moto server runs in another process: the CPU time is the handler's."""
-    import boto3
-
     from templates.functions import empty_bucket
 
-    requests = Counter()
-    boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register(
-        "before-send.s3", lambda event_name, **_: requests.update([event_name.split(".")[-1]])
-    )
+    REQUESTS.clear()
     event = {
         "RequestType": "Delete",
         "ResponseURL": responses.url,
@@ -182,14 +184,14 @@ def run_handler(responses, bucket, trace=False):
     answer = responses.bodies[-1]
     assert answer["RequestId"] == event["RequestId"], answer
     assert answer["Status"] == "SUCCESS", answer
-    return seconds, cpu, requests, peak
+    return seconds, cpu, Counter(REQUESTS), peak
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=int, default=80_000, help="object versions")
     parser.add_argument("--markers", type=int, help="delete markers (default: versions / 4)")
-    parser.add_argument("--small", type=int, default=10_000, help="versions of the small bucket")
+    parser.add_argument("--small", type=int, default=20_000, help="versions of the small bucket")
     parser.add_argument("--skip-cli", action="store_true", help="do not time the AWS CLI")
     parser.add_argument("--stock-moto", action="store_true", help="moto without the two fixes")
     args = parser.parse_args()

@@ -52,7 +52,7 @@ def test_render_writes_linted_templates_identically_twice(tmp_path, settings_fil
     lines = first.stdout.splitlines()
     assert lines[0].startswith("eu-central-1") and "0 lint findings" in lines[0]
     written = snapshot(dist)
-    assert sorted(written) == ["eu-central-1.json", "eu-west-1.json"]
+    assert sorted(written) == ["eu-central-1.json", "eu-west-1.json", "launch-role.json"]
     second = run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint")
     assert second.returncode == 0
     assert snapshot(dist) == written

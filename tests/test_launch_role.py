@@ -117,7 +117,7 @@ def resolve(value, variables=SAMPLE):
     return {key: resolve(item, variables) for key, item in value.items()}
 
 
-def statements(document=None):
+def statements():
     """Every statement of the role's managed policies, Subs resolved, lists normalised."""
     found = []
     for resource in template()["Resources"].values():
@@ -156,14 +156,20 @@ def _condition_holds(condition, context):
     return True
 
 
-def granting(action, resource, context=None, among=None):
-    """Sids of the Allow statements that grant ``action`` on ``resource`` in ``context``."""
-    context = {**VIA_CLOUDFORMATION, **(context or {})} if context is not False else {}
+def granting_action(statement, action):
+    return any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in statement["Action"])
+
+
+def granting(action, resource, context=None, via_cloudformation=True):
+    """Sids of the Allow statements that grant ``action`` on ``resource`` in a request with the
+    ``context`` keys, made by CloudFormation for a stack or (``via_cloudformation=False``)
+    directly with the role."""
+    context = {**(VIA_CLOUDFORMATION if via_cloudformation else {}), **(context or {})}
     return [
         statement["Sid"]
-        for statement in (statements() if among is None else among)
+        for statement in statements()
         if statement["Effect"] == "Allow"
-        and any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in statement["Action"])
+        and granting_action(statement, action)
         and any(fnmatch.fnmatchcase(resource, r) for r in statement["Resource"])
         and _condition_holds(statement.get("Condition", {}), context)
     ]
@@ -192,14 +198,6 @@ def arn_of(logical_id, resource, region):
     _, arn_format, _, _ = NAMED[resource["Type"]]
     name = physical_name(logical_id, resource, region)
     return arn_format.format(account=ACCOUNT, region=region, name=name)
-
-
-def named_resources():
-    for path in PRODUCT_FILES:
-        region = path.stem
-        for logical_id, resource in product(path)["Resources"].items():
-            if resource["Type"] in NAMED:
-                yield path.name, region, logical_id, resource
 
 
 def referenced_arn(reference, path, region):
@@ -319,7 +317,7 @@ def test_only_service_catalog_may_assume_the_role():
 def test_stacks_are_only_service_catalogs():
     stack = f"arn:aws:cloudformation:eu-central-1:{ACCOUNT}:stack/{STACK}/0a1b2c3d"
     for action in ("CreateStack", "UpdateStack", "DeleteStack", "ExecuteChangeSet"):
-        assert granting(f"cloudformation:{action}", stack, False), action
+        assert granting(f"cloudformation:{action}", stack, via_cloudformation=False), action
         for other in ("stack/prod-database/0a1b2c3d", "stack/SC-210987654321-pp-x/0a1b2c3d"):
             arn = f"arn:aws:cloudformation:eu-central-1:{ACCOUNT}:{other}"
             assert not granting(f"cloudformation:{action}", arn, {}), (action, other)
@@ -327,7 +325,7 @@ def test_stacks_are_only_service_catalogs():
 
 def test_templates_are_read_only_from_service_catalog_and_the_publisher():
     published = f"arn:aws:s3:::{SAMPLE['ArtifactBucketPrefix']}-{ACCOUNT}-eu-west-1/v1.json"
-    assert granting("s3:GetObject", published, False)
+    assert granting("s3:GetObject", published, via_cloudformation=False)
     tagged = {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}
     assert granting("s3:GetObject", "arn:aws:s3:::cf-templates-xyz/t.json", tagged)
     assert not granting("s3:GetObject", "arn:aws:s3:::some-data-bucket/secret.csv", {})
@@ -343,12 +341,11 @@ def test_product_resources_are_touched_only_through_cloudformation():
         }, statement["Sid"]
     role = f"arn:aws:iam::{ACCOUNT}:role/SAGEMAKER_gc-prod-eu-west-1_EXECUTION"
     assert granting("iam:CreateRole", role)
-    assert not granting("iam:CreateRole", role, context=False), "direct calls must be denied"
+    assert not granting("iam:CreateRole", role, via_cloudformation=False), "direct calls denied"
 
 
 def test_pass_role_is_conditional_and_only_to_lambda():
-    passing = [s for s in statements() if any(fnmatch.fnmatch("iam:passrole", a.lower())
-                                              for a in s["Action"])]  # fmt: skip
+    passing = [s for s in statements() if granting_action(s, "iam:PassRole")]
     assert passing
     for statement in passing:
         assert "iam:PassedToService" in statement.get("Condition", {}).get("StringEquals", {})
@@ -440,10 +437,10 @@ def test_every_product_name_is_in_an_arn_or_explained():
 @pytest.mark.parametrize("path", PRODUCT_FILES, ids=lambda path: path.name)
 def test_every_named_product_resource_falls_under_its_grants(path):
     checked = 0
-    for file_name, region, logical_id, resource in named_resources():
-        if file_name != path.name:
+    for logical_id, resource in product(path)["Resources"].items():
+        if resource["Type"] not in NAMED:
             continue
-        arn = arn_of(logical_id, resource, region)
+        arn = arn_of(logical_id, resource, path.stem)
         for action in NAMED[resource["Type"]][3]:
             assert granting(action, arn), f"{logical_id}: {action} on {arn}"
         checked += 1

@@ -8,6 +8,8 @@ configured. The physical id records which: on Delete a created group is deleted,
 one only gets its KMS key detached (the key is about to be deleted) and stays, logs intact.
 """
 
+from contextlib import suppress
+
 import boto3
 
 from .custom_resource import run
@@ -37,7 +39,14 @@ def create(event, context):
             origin = CREATED
         except logs.exceptions.ResourceAlreadyExistsException:
             origin = ADOPTED  # SageMaker made it between the two calls
-    configure(logs, name, retention, key)
+    try:
+        configure(logs, name, retention, key)
+    except Exception:
+        # The Delete after a failed Create names nothing to undo: undo now, or the group
+        # keeps the key the rollback deletes and SageMaker can no longer log to it.
+        with suppress(Exception):
+            release(logs, origin + name)
+        raise
     return origin + name, {"LogGroupName": name}
 
 
@@ -55,10 +64,9 @@ def configure(logs, name, retention, key):
     logs.put_retention_policy(logGroupName=name, retentionInDays=retention)
 
 
-def delete(event, context):
-    physical_id = event["PhysicalResourceId"]
+def release(logs, physical_id):
+    """Delete the group if created, detach the key if adopted."""
     origin, _, name = physical_id.partition(":")
-    logs = boto3.client("logs")
     try:
         if origin + ":" == CREATED:
             logs.delete_log_group(logGroupName=name)
@@ -66,7 +74,11 @@ def delete(event, context):
             logs.disassociate_kms_key(logGroupName=name)
     except logs.exceptions.ResourceNotFoundException:
         pass  # already gone
-    return physical_id, {}
+
+
+def delete(event, context):
+    release(boto3.client("logs"), event["PhysicalResourceId"])
+    return event["PhysicalResourceId"], {}
 
 
 def handler(event, context):
