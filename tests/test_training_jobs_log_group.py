@@ -26,6 +26,7 @@ REGION = "eu-central-1"
 NAME = "/aws/sagemaker/TrainingJobs"
 NEW_NAME = "/aws/sagemaker/TrainingJobs-gc"
 SIBLING = "/aws/sagemaker/TrainingJobsArchive"  # shares NAME as a prefix: never ours
+UNKNOWN_KEY = "arn:aws:kms:eu-central-1:123456789012:key/00000000-0000-0000-0000-000000000000"
 EVENTS_IN_STREAM = ["job 1 started", "job 1 finished"]
 
 
@@ -78,14 +79,16 @@ def emulate_kms_association(operation, request):
 
 def instrumented_boto3():
     """Stands in for the handler's ``boto3``: records calls, injects ``faults``, fills moto's gaps."""
-    spy = SimpleNamespace(calls=[], faults={})
+    spy = SimpleNamespace(calls=[], requests=[], faults={})
 
     def before_call(model, params, **_):
+        request = json.loads(params["body"])
         spy.calls.append(model.name)
+        spy.requests.append((model.name, request))
         if model.name in spy.faults:
             return _error(*spy.faults[model.name])
         if model.name in ("AssociateKmsKey", "DisassociateKmsKey"):
-            return emulate_kms_association(model.name, json.loads(params["body"]))
+            return emulate_kms_association(model.name, request)
         return None
 
     def client(*args, **kwargs):
@@ -343,6 +346,34 @@ EVENTS = [
         OURS,
         [],
     ),
+    # moto's CreateLogGroup takes any key (AWS would refuse it there); the emulated
+    # AssociateKmsKey refuses it, which makes this the configure-fails-after-creating case.
+    (
+        "create-unknown-key-undoes-the-creation",
+        {},
+        "Create",
+        props(key=UNKNOWN_KEY),
+        {},
+        "FAILED",
+        "InvalidParameterException",
+        None,
+        {},
+        {NAME: None},
+        [*MADE[:3], "DeleteLogGroup"],
+    ),
+    (
+        "create-unknown-key-undoes-the-adoption",
+        SAGEMAKERS,
+        "Create",
+        props(key=UNKNOWN_KEY),
+        {},
+        "FAILED",
+        "InvalidParameterException",
+        None,
+        {},
+        SAGEMAKERS,
+        [*ADOPT[:2], "DisassociateKmsKey"],
+    ),
     (
         "create-without-properties",
         {},
@@ -487,6 +518,13 @@ def test_event_table(
     assert body["Data"] == data
     assert_groups(aws, after)
     assert api.calls == calls
+
+
+def test_created_group_is_encrypted_from_the_start(aws, api, cfn_responses):
+    # SageMaker may log into it at once: the key goes with CreateLogGroup, not just after it.
+    assert invoke(cfn_responses, "Create", fill(props(), aws))["Status"] == "SUCCESS"
+
+    assert ("CreateLogGroup", {"logGroupName": NAME, "kmsKeyId": aws.key}) in api.requests
 
 
 def test_race_with_sagemaker_creating_the_group_adopts_it(aws, api, cfn_responses, monkeypatch):
