@@ -4,7 +4,9 @@ import json
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
+import boto3
 import pytest
 
 
@@ -101,3 +103,26 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self):
         return self._remaining_ms
+
+
+def spy_on_clients(monkeypatch, module):
+    """Record the AWS operations ``module``'s boto3 clients make, by name, and inject faults:
+    ``spy.faults[name]`` is an exception raised on every such call, or a list of exceptions
+    raised on the next calls in turn."""
+    spy = SimpleNamespace(calls=[], faults={})
+
+    def before_call(model, **_):
+        spy.calls.append(model.name)
+        fault = spy.faults.get(model.name)
+        if isinstance(fault, list):
+            fault = fault.pop(0) if fault else None
+        if fault:
+            raise fault
+
+    def client(*args, **kwargs):
+        made = boto3.client(*args, **kwargs)
+        made.meta.events.register("before-call.*.*", before_call)
+        return made
+
+    monkeypatch.setattr(module, "boto3", SimpleNamespace(client=client))
+    return spy

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from templates.functions import network_interface_cleanup as cleanup
 from templates.inline import inline_source
-from tests.conftest import FakeContext, make_event
+from tests.conftest import FakeContext, make_event, spy_on_clients
 
 MISSING_VPC = "vpc-0000000000000dead"
 MISSING_GROUP = "sg-0000000000000dead"
@@ -29,24 +29,8 @@ def ec2():
 
 @pytest.fixture
 def api(monkeypatch):
-    """The handler's EC2 calls by operation name; ``api.faults[name]`` makes the next ones raise."""
-    spy = SimpleNamespace(calls=[], faults={})
-
-    def before_call(model, **_):
-        spy.calls.append(model.name)
-        fault = spy.faults.get(model.name)
-        if isinstance(fault, list):
-            fault = fault.pop(0) if fault else None
-        if fault:
-            raise fault
-
-    def client(*args, **kwargs):
-        made = boto3.client(*args, **kwargs)
-        made.meta.events.register("before-call.ec2.*", before_call)
-        return made
-
-    monkeypatch.setattr(cleanup, "boto3", SimpleNamespace(client=client))
-    return spy
+    """The handler's EC2 calls by operation name; ``api.faults[name]`` makes calls raise."""
+    return spy_on_clients(monkeypatch, cleanup)
 
 
 class FakeClock:

@@ -1,7 +1,5 @@
 """vpc_lockdown: CloudFormation events in, the response PUT and the VPC's defaults out (moto EC2)."""
 
-from types import SimpleNamespace
-
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -9,7 +7,7 @@ from moto import mock_aws
 
 from templates.functions import vpc_lockdown
 from templates.inline import inline_source
-from tests.conftest import FakeContext, make_event
+from tests.conftest import FakeContext, make_event, spy_on_clients
 
 MISSING_VPC = "vpc-0000000000000dead"
 
@@ -23,21 +21,8 @@ def ec2():
 
 @pytest.fixture
 def api(monkeypatch):
-    """The handler's EC2 calls by operation name; ``api.faults[name]`` makes one raise."""
-    spy = SimpleNamespace(calls=[], faults={})
-
-    def before_call(model, **_):
-        spy.calls.append(model.name)
-        if model.name in spy.faults:
-            raise spy.faults[model.name]
-
-    def client(*args, **kwargs):
-        made = boto3.client(*args, **kwargs)
-        made.meta.events.register("before-call.ec2.*", before_call)
-        return made
-
-    monkeypatch.setattr(vpc_lockdown, "boto3", SimpleNamespace(client=client))
-    return spy
+    """The handler's EC2 calls by operation name; ``api.faults[name]`` makes calls raise."""
+    return spy_on_clients(monkeypatch, vpc_lockdown)
 
 
 def default_group(ec2, vpc_id):
