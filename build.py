@@ -133,7 +133,9 @@ def render_all(settings, regions, run_lint=True):
         for region in regions
     ]
     jobs.append((LAUNCH_ROLE, regions[0], render_launch_role, (settings,), run_lint))
-    workers = min(len(jobs), os.cpu_count() or 1)
+    # Lint time grows with zones: start the biggest first so the workers finish together.
+    jobs.sort(key=lambda job: -len(job[3][1]) if job[2] is render else 0)
+    workers = min(len(jobs), os.cpu_count() or 1) if run_lint else 1
     if workers <= 1:
         results = map(_render_and_lint, jobs)
     else:
@@ -142,7 +144,7 @@ def render_all(settings, regions, run_lint=True):
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = list(pool.map(_render_and_lint, jobs))
-    return {name: (region, body, findings) for name, region, body, findings in results}
+    return {name: (region, body, findings) for name, region, body, findings in sorted(results)}
 
 
 def write_dist(dist, files):

@@ -70,7 +70,7 @@ def add_custom_resource(stack: Stack, logical_id, type_name, timeout, condition=
     return stack.template.add_resource(resource)
 
 
-def add_custodian(stack: Stack, timeout=900, memory=256):
+def add_custodian(stack: Stack, timeout=900, memory=512):
     """The Lambda running ``templates/functions/custodian.py``, allowed exactly the statements
     the concerns asked for plus writing to its own log group (retention set, created first).
 

@@ -2,8 +2,9 @@
 
 An event table (CDK style: event in, response out) covers the cheap cases; the big, versioned
 bucket, per-key errors, S3 failures and the near-timeout hand-off have their own tests. A spy
-wraps botocore's client creation: it records the handler's S3 calls (moto does not enforce the 1,000-key
-DeleteObjects cap, so batch sizes are checked here), injects faults and stubs Lambda.
+wraps botocore's client creation: it records the handler's S3 calls (moto does not enforce
+the 1,000-key DeleteObjects cap, so batch sizes are checked here), injects faults and stubs
+Lambda.
 """
 
 import json
