@@ -93,13 +93,15 @@ def render(region, zone_ids):
 
 def render_launch_role(settings):
     """The Service Catalog launch role template (one for every region)."""
-    from templates.launch_role import build_launch_role_template
+    from templates import launch_role
 
     publish = settings.get("publish", {})
     return _minified(
-        build_launch_role_template(
-            role_name=publish.get("launch_role_name", "GrandChallengeComponentsLaunch"),
-            artifact_bucket_prefix=publish.get("artifact_bucket_prefix", "gc-components-templates"),
+        launch_role.build_launch_role_template(
+            role_name=publish.get("launch_role_name", launch_role.DEFAULT_ROLE_NAME),
+            artifact_bucket_prefix=publish.get(
+                "artifact_bucket_prefix", launch_role.DEFAULT_ARTIFACT_BUCKET_PREFIX
+            ),
         )
     )
 
@@ -118,23 +120,23 @@ def lint(region, body):
 
 
 def _render_and_lint(job):
-    file_name, region, render_function, render_args, run_lint = job
+    file_name, lint_region, render_function, render_args, run_lint = job
     body = render_function(*render_args)
-    return file_name, region, body, lint(region, body) if run_lint else None
+    return file_name, body, lint(lint_region, body) if run_lint else None
 
 
 def render_all(settings, regions, run_lint=True):
-    """{file name: (region, bytes, findings)}: one template per region plus the launch role,
-    linted in parallel processes (the launch role for the first region: it has no region)."""
+    """{file name: (bytes, lint findings or None)}: one template per region plus the launch
+    role (linted for the first region: it has none of its own), in parallel processes."""
     from templates.launch_role import FILE_NAME as LAUNCH_ROLE
 
+    zone_ids = settings["regions"]
+    # Lint time grows with the zones: the biggest go first so the workers finish together.
     jobs = [
-        (f"{region}.json", region, render, (region, settings["regions"][region]), run_lint)
-        for region in regions
+        (f"{region}.json", region, render, (region, zone_ids[region]), run_lint)
+        for region in sorted(regions, key=lambda region: -len(zone_ids[region]))
     ]
     jobs.append((LAUNCH_ROLE, regions[0], render_launch_role, (settings,), run_lint))
-    # Lint time grows with zones: start the biggest first so the workers finish together.
-    jobs.sort(key=lambda job: -len(job[3][1]) if job[2] is render else 0)
     workers = min(len(jobs), os.cpu_count() or 1) if run_lint else 1
     if workers <= 1:
         results = map(_render_and_lint, jobs)
@@ -144,7 +146,7 @@ def render_all(settings, regions, run_lint=True):
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = list(pool.map(_render_and_lint, jobs))
-    return {name: (region, body, findings) for name, region, body, findings in sorted(results)}
+    return {name: (body, findings) for name, body, findings in sorted(results)}
 
 
 def write_dist(dist, files):
@@ -170,7 +172,7 @@ def command_render(args):
     regions = select_regions(settings, args.regions)
     started = time.perf_counter()
     rendered = render_all(settings, regions, run_lint=not args.no_lint)
-    files = {name: body for name, (_, body, _) in rendered.items()}
+    files = {name: body for name, (body, _) in rendered.items()}
     readme = readme_with_diagram(rendered)
     if args.check:
         stale = [n for n, body in files.items() if _read(args.dist / n) != body]
@@ -181,14 +183,15 @@ def command_render(args):
         if readme is not None and readme != README.read_text():
             print("stale: README.md diagram differs from the template's", file=sys.stderr)
             stale.append(README.name)
-        findings = [f"{n}: {f}" for n, (_, _, found) in rendered.items() for f in found or []]
+        findings = [f"{n}: {f}" for n, (_, found) in rendered.items() for f in found or []]
         for finding in findings:
             print(f"lint: {finding}", file=sys.stderr)
         if not (stale or findings):
-            print(f"dist is up to date and lint-clean ({len(files)} templates)")
+            linted = "" if args.no_lint else " and lint-clean"
+            print(f"dist is up to date{linted} ({len(files)} templates)")
         return 1 if stale or findings else 0
     failed = False
-    for file_name, (_, body, findings) in rendered.items():
+    for file_name, (body, findings) in rendered.items():
         resources = len(json.loads(body)["Resources"])
         too_big = len(body) > MAX_TEMPLATE_BODY_BYTES
         verdict = "lint skipped" if findings is None else f"{len(findings)} lint findings"
@@ -216,7 +219,7 @@ def readme_with_diagram(rendered):
 
     if f"{DIAGRAM_REGION}.json" not in rendered:
         return None
-    template = json.loads(rendered[f"{DIAGRAM_REGION}.json"][1])
+    template = json.loads(rendered[f"{DIAGRAM_REGION}.json"][0])
     try:
         return embed(README.read_text(), mermaid(template), source=f"dist/{DIAGRAM_REGION}.json")
     except (OSError, ValueError) as error:

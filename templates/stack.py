@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from troposphere import Parameter, Ref, Sub, Template
+from troposphere import Parameter, Sub, Template
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,6 @@ class Stack:
         self.parameter_groups.setdefault(group, []).append(name)
         self.parameter_labels[name] = label
         return parameter
-
-    @property
-    def prefix(self):
-        return Ref("NamePrefix")
 
 
 def arn(service, resource, region="${AWS::Region}", account="${AWS::AccountId}"):

@@ -86,7 +86,7 @@ def add_logs_bucket(stack: Stack):
     created_name = GetAtt(emptier, "BucketName")
     created_arn = Sub("arn:${AWS::Partition}:s3:::${Name}", Name=created_name)
     source_account = {"aws:SourceAccount": Ref("AWS::AccountId")}
-    stack.logs_bucket_policy_statements = [
+    log_delivery_statements = [
         Statement(
             Sid="S3ServerAccessLogs",
             Effect=Allow,
@@ -124,7 +124,7 @@ def add_logs_bucket(stack: Stack):
         "LogsBucketPolicy",
         created_name,
         created_arn,
-        extra=stack.logs_bucket_policy_statements,
+        extra=log_delivery_statements,
         Condition="CreateLogsBucket",
     )
     return (
