@@ -6,12 +6,11 @@ The functions run outside the VPC: they must reach CloudFormation's pre-signed R
 and the VPC routes nowhere but S3.
 """
 
-from awacs import sts
-from awacs.aws import Action, Allow, PolicyDocument, Principal, Statement
+from awacs.aws import Action, Allow, PolicyDocument, Statement
 from troposphere import GetAtt, Ref, awslambda, cloudformation, iam, logs
 
 from .inline import inline_source
-from .stack import Stack
+from .stack import Stack, trusted_by
 
 RUNTIME = "python3.12"
 FUNCTION_LOG_RETENTION_DAYS = 90
@@ -86,16 +85,7 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
     role = template.add_resource(
         iam.Role(
             f"{CUSTODIAN}Role",
-            AssumeRolePolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Principal=Principal("Service", "lambda.amazonaws.com"),
-                        Action=[sts.AssumeRole],
-                    )
-                ],
-            ),
+            AssumeRolePolicyDocument=trusted_by("lambda.amazonaws.com"),
         )
     )
     function = template.add_resource(

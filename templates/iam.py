@@ -6,7 +6,7 @@ every condition on CreateTrainingJob); resources are built from the stack's own 
 
 from dataclasses import dataclass
 
-from awacs import cloudwatch, ec2, ecr, logs, s3, sagemaker, sts
+from awacs import cloudwatch, ec2, ecr, logs, s3, sagemaker
 from awacs import iam as iam_actions
 from awacs.aws import (
     Allow,
@@ -16,7 +16,6 @@ from awacs.aws import (
     Null,
     NumericLessThanEquals,
     PolicyDocument,
-    Principal,
     Statement,
     StringEquals,
 )
@@ -26,7 +25,7 @@ from .logs import Logs
 from .names import PATTERNS, name
 from .network import Network, ec2_arn
 from .registry import Registry
-from .stack import Stack, arn
+from .stack import Stack, arn, trusted_by
 
 GROUP = "Training jobs"
 MAX_RUNTIME_SECONDS = 2_419_200  # SageMaker's own limit: 28 days
@@ -152,16 +151,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
             "ExecutionRole",
             RoleName=name("execution_role"),
             Description="Assumed by SageMaker to run Grand Challenge algorithm and evaluation jobs",
-            AssumeRolePolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Principal=Principal("Service", "sagemaker.amazonaws.com"),
-                        Action=[sts.AssumeRole],
-                    )
-                ],
-            ),
+            AssumeRolePolicyDocument=trusted_by("sagemaker.amazonaws.com"),
         )
     )
     execution_policy = template.add_resource(

@@ -18,7 +18,6 @@ the handler permissions cfn-lint ships for each type, and against the statements
 
 import re
 
-from awacs import sts
 from awacs.aws import (
     Action,
     Allow,
@@ -26,13 +25,13 @@ from awacs.aws import (
     Condition,
     ForAnyValueStringEquals,
     PolicyDocument,
-    Principal,
     Statement,
     StringEquals,
 )
 from troposphere import GetAtt, Output, Parameter, Ref, Sub, Template, iam
 
 from .names import PATTERNS
+from .stack import trusted_by
 
 FILE_NAME = "launch-role.json"
 DEFAULT_ROLE_NAME = "GrandChallengeComponentsLaunch"
@@ -604,16 +603,7 @@ def build_launch_role_template(
             RoleName=Ref("RoleName"),  # path /: a LAUNCH constraint's local role name has none
             Description="Assumed by Service Catalog to launch the Grand Challenge components "
             "runtime",
-            AssumeRolePolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Principal=Principal("Service", "servicecatalog.amazonaws.com"),
-                        Action=[sts.AssumeRole],
-                    )
-                ],
-            ),
+            AssumeRolePolicyDocument=trusted_by("servicecatalog.amazonaws.com"),
         )
     )
     for logical_id, (description, statements) in POLICIES.items():

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from awacs import sts
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from troposphere import Parameter, Sub, Template
 
 
@@ -29,6 +31,20 @@ class Stack:
         self.parameter_groups.setdefault(group, []).append(name)
         self.parameter_labels[name] = label
         return parameter
+
+
+def trusted_by(service_principal):
+    """An assume-role policy letting one AWS service assume the role."""
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Effect=Allow,
+                Principal=Principal("Service", service_principal),
+                Action=[sts.AssumeRole],
+            )
+        ],
+    )
 
 
 def arn(service, resource, region="${AWS::Region}", account="${AWS::AccountId}"):

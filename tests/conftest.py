@@ -126,3 +126,19 @@ def spy_on_clients(monkeypatch, module):
 
     monkeypatch.setattr(module, "boto3", SimpleNamespace(client=client))
     return spy
+
+
+def answer_of(handler, cfn_responses, request_type, properties, context=None, **overrides):
+    """Send ``handler`` one custom-resource event; assert it answered exactly once, for this
+    event, and return that answer's body."""
+    before = len(cfn_responses.requests)
+    event = make_event(request_type, cfn_responses.url, properties, **overrides)
+    assert handler(event, context or FakeContext()) is None
+    assert len(cfn_responses.requests) == before + 1, "exactly one response per event"
+    body = cfn_responses.bodies[-1]
+    assert (body["StackId"], body["RequestId"], body["LogicalResourceId"]) == (
+        event["StackId"],
+        event["RequestId"],
+        event["LogicalResourceId"],
+    )
+    return body

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from templates.functions import network_interface_cleanup as cleanup
 from templates.inline import inline_source
-from tests.conftest import FakeContext, make_event, spy_on_clients
+from tests.conftest import FakeContext, answer_of, make_event, spy_on_clients
 
 MISSING_VPC = "vpc-0000000000000dead"
 MISSING_GROUP = "sg-0000000000000dead"
@@ -136,17 +136,7 @@ def attach(ec2, net, eni_id):
 
 
 def invoke(cfn_responses, request_type, properties, context=None, **overrides):
-    before = len(cfn_responses.requests)
-    event = make_event(request_type, cfn_responses.url, properties, **overrides)
-    assert cleanup.handler(event, context or FakeContext()) is None
-    assert len(cfn_responses.requests) == before + 1, "exactly one response per event"
-    body = cfn_responses.bodies[-1]
-    assert (body["StackId"], body["RequestId"], body["LogicalResourceId"]) == (
-        event["StackId"],
-        event["RequestId"],
-        event["LogicalResourceId"],
-    )
-    return body
+    return answer_of(cleanup.handler, cfn_responses, request_type, properties, context, **overrides)
 
 
 def delete(cfn_responses, net, properties=None, context=None):

@@ -10,7 +10,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
 from templates.functions import s3_network_acl
-from tests.conftest import FakeContext, make_event
+from tests.conftest import FakeContext, answer_of
 
 REGION = "eu-central-1"
 S3_LIST = f"com.amazonaws.{REGION}.s3"
@@ -145,19 +145,14 @@ def writes(calls):
 
 def invoke(cfn_responses, request_type, properties, **overrides):
     """Send one custom-resource event; returns the single response it produced."""
-    event = make_event(
+    return answer_of(
+        s3_network_acl.handler,
+        cfn_responses,
         request_type,
-        cfn_responses.url,
         properties,
         ResourceType="Custom::S3NetworkAclEntries",
         **overrides,
     )
-    sent_before = len(cfn_responses.requests)
-    assert s3_network_acl.handler(event, FakeContext()) is None
-    assert len(cfn_responses.requests) == sent_before + 1, "expected exactly one response"
-    body = cfn_responses.requests[-1]["body"]
-    assert (body["RequestId"], body["StackId"]) == (event["RequestId"], event["StackId"])
-    return body
 
 
 def test_create_writes_one_rule_pair_per_s3_cidr(ec2, acl, s3_list, aws_calls, cfn_responses):

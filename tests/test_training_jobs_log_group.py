@@ -20,7 +20,7 @@ from moto.logs.models import logs_backends
 
 from templates.functions import training_jobs_log_group
 from templates.inline import inline_source
-from tests.conftest import FakeContext, make_event
+from tests.conftest import FakeContext, answer_of, make_event
 
 REGION = "eu-central-1"
 NAME = "/aws/sagemaker/TrainingJobs"
@@ -149,17 +149,8 @@ def messages(aws, name):
 
 
 def invoke(cfn_responses, request_type, properties, handler=None, **overrides):
-    before = len(cfn_responses.requests)
-    event = make_event(request_type, cfn_responses.url, properties, **overrides)
-    assert (handler or training_jobs_log_group.handler)(event, FakeContext()) is None
-    assert len(cfn_responses.requests) == before + 1, "exactly one response per event"
-    body = cfn_responses.bodies[-1]
-    assert (body["StackId"], body["RequestId"], body["LogicalResourceId"]) == (
-        event["StackId"],
-        event["RequestId"],
-        event["LogicalResourceId"],
-    )
-    return body
+    handler = handler or training_jobs_log_group.handler
+    return answer_of(handler, cfn_responses, request_type, properties, **overrides)
 
 
 def props(name=NAME, retention="14", key="{key}"):

@@ -7,7 +7,7 @@ from moto import mock_aws
 
 from templates.functions import vpc_lockdown
 from templates.inline import inline_source
-from tests.conftest import FakeContext, make_event, spy_on_clients
+from tests.conftest import FakeContext, answer_of, make_event, spy_on_clients
 
 MISSING_VPC = "vpc-0000000000000dead"
 
@@ -115,17 +115,7 @@ LOCKED_ACL = [(False, 32767, "deny"), (False, 32768, "deny"), (True, 32767, "den
 
 
 def invoke(cfn_responses, request_type, properties, **overrides):
-    before = len(cfn_responses.requests)
-    event = make_event(request_type, cfn_responses.url, properties, **overrides)
-    assert vpc_lockdown.handler(event, FakeContext()) is None
-    assert len(cfn_responses.requests) == before + 1, "exactly one response per event"
-    body = cfn_responses.bodies[-1]
-    assert (body["StackId"], body["RequestId"], body["LogicalResourceId"]) == (
-        event["StackId"],
-        event["RequestId"],
-        event["LogicalResourceId"],
-    )
-    return body
+    return answer_of(vpc_lockdown.handler, cfn_responses, request_type, properties, **overrides)
 
 
 def is_locked(ec2, vpc_id):
