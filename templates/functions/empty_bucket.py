@@ -16,9 +16,9 @@ finish and re-invokes itself asynchronously with the same event plus ``"Continua
 {"Hop": n, "Deleted": versions so far}``; the last invocation answers. At most MAX_HOPS (3)
 re-invocations: 4 x 900 s fits the custom resource's ServiceTimeout of 3600 s. The handler
 spends ~0.07 CPU-seconds per 1,000 versions and sends 2.04 S3 requests per 1,000 versions
-(benchmarks/empty_bucket.py: ~3,000 versions/s against moto, ~9x `aws s3 rm`), so with
-MemorySize 256 (0.14 vCPU) it deletes ~2,000 versions/s (S3 allows 3,500 deletes/s per
-prefix): about 6 million versions in 4 x 840 s of work (~11 million with MemorySize 512).
+(benchmarks/empty_bucket.py: ~3,000 versions/s against moto, ~11x `aws s3 rm`), so with
+the template's MemorySize 512 (~0.3 vCPU) it deletes ~3,500 versions/s, which is also what S3
+allows per prefix: about 11 million versions in 4 x 840 s of work.
 Beyond that the fourth invocation answers FAILED ("not empty after 4 invocations, delete
 again"); what it deleted stays deleted, so deleting the stack again carries on.
 """
