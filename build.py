@@ -264,9 +264,14 @@ def command_outputs(args):
 
 
 def command_publish(args):
+    """Publish dist/ as it is, but never a dist/ that no longer matches the sources."""
     import publish
 
     settings = load_settings(args.settings)
+    rendered = render_all(settings, sorted(settings["regions"]), run_lint=False)
+    stale = sorted(n for n, (body, _) in rendered.items() if _read(args.dist / n) != body)
+    if stale:
+        raise BadInputError(f"{args.dist}/{stale[0]} is stale: run `python build.py` first")
     return publish.main(args, settings, args.dist)
 
 

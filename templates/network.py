@@ -45,10 +45,8 @@ from .stack import Stack
 GROUP = "Network"
 SUBNET_SLICES = 16  # the VPC CIDR is cut into 16 equal slices, like cidrsubnet(cidr, 4, i)
 VPC_PREFIX_LENGTHS = range(16, 25)
-VPC_CIDR_PATTERN = (
-    r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}"
-    r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(1[6-9]|2[0-4])$"
-)
+# A /16 to /24 network address: its last octet is always 0.
+VPC_CIDR_PATTERN = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}0/(1[6-9]|2[0-4])$"
 
 
 @dataclass
@@ -103,7 +101,7 @@ def add_network(stack: Stack) -> Network:
         Type="String",
         Default="172.31.0.0/16",
         AllowedPattern=VPC_CIDR_PATTERN,
-        ConstraintDescription="must be an IPv4 CIDR block from /16 to /24, e.g. 172.31.0.0/16",
+        ConstraintDescription="must be an IPv4 network from /16 to /24, e.g. 172.31.0.0/16",
         Description="Private address range of the VPC; each zone's subnet is a 1/16 slice of it.",
     )
     vpc = template.add_resource(

@@ -282,3 +282,22 @@ def test_readme_diagram_is_drawn_from_the_current_template():
         "README.md's diagram is stale: run `python build.py` and commit README.md"
     )
     assert "res_StoppedTrainingJobsRule" in readme
+
+
+def test_publish_refuses_a_stale_dist_before_any_aws_call(tmp_path, settings_file):
+    dist = tmp_path / "dist"
+    assert (
+        run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint").returncode
+        == 0
+    )
+    (dist / "eu-west-1.json").write_bytes(b"{}")
+    result = run_build(
+        "--settings", str(settings_file), "--dist", str(dist),
+        "publish", "--dry-run", "--version", "v1.0.0",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: {dist}/eu-west-1.json is stale: run `python build.py` first"
+    )
+    assert result.stdout == ""
