@@ -43,9 +43,10 @@ def test_success_answers_once_with_the_operation_result(cfn_responses):
     event = make_event("Create", cfn_responses.url, {"Size": "1"})
     operation = Operation()
 
-    # The watchdog would fire 0.1 s in: it must have been cancelled by the answer.
-    run(event, FakeContext(remaining_ms=MARGIN_MS + 100), {"Create": operation})
-    time.sleep(0.3)
+    # The watchdog would fire 1 s in (well after this quick operation, even on a busy
+    # machine): it must have been cancelled by the answer.
+    run(event, FakeContext(remaining_ms=MARGIN_MS + 1000), {"Create": operation})
+    time.sleep(1.2)
 
     (request,) = cfn_responses.requests
     assert request["method"] == "PUT" and request["headers"]["Content-Type"] == ""
@@ -138,10 +139,10 @@ def test_watchdog_asks_on_deadline_to_hand_off(cfn_responses, on_deadline, expec
 def test_an_operation_that_handed_off_is_not_answered(cfn_responses):
     run(
         make_event("Delete", cfn_responses.url),
-        FakeContext(remaining_ms=MARGIN_MS + 100),
+        FakeContext(remaining_ms=MARGIN_MS + 1000),
         {"Delete": Operation(HANDED_OFF)},
     )
-    time.sleep(0.3)  # nor does the watchdog answer later
+    time.sleep(1.2)  # nor does the watchdog answer later
     assert cfn_responses.requests == []
 
 
