@@ -93,7 +93,19 @@ def add_logs_bucket(stack: Stack):
             Principal=Principal("Service", "logging.s3.amazonaws.com"),
             Action=[Action("s3", "PutObject")],
             Resource=[Join("", [created_arn, "/s3/*"])],
-            Condition=Condition([StringEquals(source_account)]),
+            Condition=Condition(
+                [
+                    StringEquals(source_account),
+                    # Only the stack's own buckets log here (ARNs from names: no dependency).
+                    ArnLike(
+                        "aws:SourceArn",
+                        [
+                            Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[key]}")
+                            for key in ("inputs_bucket", "outputs_bucket")
+                        ],
+                    ),
+                ]
+            ),
         ),
         Statement(
             Sid="VpcFlowLogsWrite",

@@ -93,6 +93,8 @@ def test_logs_bucket_is_created_only_when_none_is_given_and_lets_only_our_logs_i
     for sid in ("S3ServerAccessLogs", "VpcFlowLogsWrite", "VpcFlowLogsAclCheck"):
         conditions = statements[sid]["Condition"]
         assert conditions["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    sources = statements["S3ServerAccessLogs"]["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert [source["Fn::Sub"].rsplit("-", 1)[1] for source in sources] == ["inputs", "outputs"]
     for sid in ("VpcFlowLogsWrite", "VpcFlowLogsAclCheck"):
         assert statements[sid]["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
         assert "aws:SourceArn" in statements[sid]["Condition"]["ArnLike"]

@@ -373,7 +373,7 @@ def test_real_time_wait_ends_within_its_bound(ec2, net, api, monkeypatch, cfn_re
 
     assert body["Status"] == "FAILED"
     assert 0.3 <= time.monotonic() - started < 3
-    assert api.calls.count("DescribeNetworkInterfaces") >= 3
+    assert api.calls.count("DescribeNetworkInterfaces") >= 2  # it polled again before giving up
 
 
 def test_inlined_source_cleans_up_too(ec2, net, cfn_responses):
