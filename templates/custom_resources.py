@@ -91,7 +91,7 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
     function = template.add_resource(
         awslambda.Function(
             CUSTODIAN,
-            Description="Custom resources of the Grand Challenge components stack",
+            Description="Custom resources of the Grand Challenge components stack; readable source: templates/functions/ in the product repository",
             Runtime=RUNTIME,
             Handler="index.handler",
             Code=awslambda.Code(ZipFile=inline_source("custodian")),
