@@ -5,6 +5,7 @@ Runs against moto's EC2, which ships the AWS-managed ``com.amazonaws.<region>.s3
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -199,6 +200,13 @@ def test_repeating_a_synced_request_writes_nothing(
     assert entries(ec2, acl) == s3_rules(MOTO_S3_CIDRS)
 
 
+def layout(inbound, outbound):
+    """What the ACL must hold: S3 rules by number ({rule number: cidr} each way), then deny-all."""
+    rules = [(False, n, "6", "allow", cidr, INBOUND) for n, cidr in inbound.items()]
+    rules += [(True, n, "6", "allow", cidr, HTTPS) for n, cidr in outbound.items()]
+    return sorted(rules + DENY_ALL)
+
+
 def test_stale_entries_are_corrected_and_nothing_else_touched(
     ec2, acl, s3_list, aws_calls, cfn_responses
 ):
@@ -215,21 +223,25 @@ def test_stale_entries_are_corrected_and_nothing_else_touched(
     body = invoke(cfn_responses, "Update", {"NetworkAclId": acl}, PhysicalResourceId=acl)
 
     assert body["Status"] == "SUCCESS", body["Reason"]
-    assert entries(ec2, acl) == s3_rules(MOTO_S3_CIDRS, first_rule=200)
-    made = writes(aws_calls)
-    # The whole set is written in the free range first, then every old entry goes.
-    assert made[:6] == [
-        ("CreateNetworkAclEntry", egress, number)
-        for egress in (False, True)
-        for number in (200, 201, 202)
+    # Right rules stay where they are; a missing one goes to its CIDR's next free slot
+    # (index + 100, + 200, ...), never over an existing entry.
+    assert entries(ec2, acl) == layout(
+        {100: "3.5.0.0/19", 201: "52.216.0.0/15", 202: "54.231.0.0/16"},
+        {100: "3.5.0.0/19", 101: "52.216.0.0/15", 202: "54.231.0.0/16"},
+    )
+    # Every missing rule is written first, then the rest goes, one re-read before each delete.
+    assert writes(aws_calls) == [
+        ("CreateNetworkAclEntry", False, 201),
+        ("CreateNetworkAclEntry", False, 202),
+        ("CreateNetworkAclEntry", True, 202),
+    ] + [("DeleteNetworkAclEntry", False, number) for number in (101, 102, 103)] + [
+        ("DeleteNetworkAclEntry", True, number) for number in (90, 102, 103)
     ]
-    assert sorted(made[6:]) == sorted(
-        [("DeleteNetworkAclEntry", True, 90)]
-        + [
-            ("DeleteNetworkAclEntry", egress, n)
-            for egress in (False, True)
-            for n in range(100, 104)
-        ]
+    names = [name for name, _ in aws_calls]
+    assert all(
+        names[i - 1] == "DescribeNetworkAcls"
+        for i, name in enumerate(names)
+        if name == "DeleteNetworkAclEntry"
     )
 
 
@@ -242,7 +254,9 @@ def test_follows_the_prefix_list_as_it_changes(ec2, acl, s3_list, aws_calls, cfn
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert body["Data"] == {"PrefixListId": s3_list.id, "Cidrs": ",".join(grown)}
-    assert entries(ec2, acl) == s3_rules(grown, first_rule=200)
+    # Kept CIDRs keep their rules; new ones take slot index + 200 (index + 100 is taken).
+    grown_layout = {100: "3.5.0.0/19", 102: "54.231.0.0/16", 200: grown[0], 201: grown[1]}
+    assert entries(ec2, acl) == layout(grown_layout, grown_layout)
 
     set_s3_cidrs(s3_list, ["3.5.0.0/19"])
     aws_calls.clear()
@@ -250,9 +264,8 @@ def test_follows_the_prefix_list_as_it_changes(ec2, acl, s3_list, aws_calls, cfn
 
     assert entries(ec2, acl) == s3_rules(["3.5.0.0/19"])
     assert writes(aws_calls) == [
-        ("CreateNetworkAclEntry", False, 100),
-        ("CreateNetworkAclEntry", True, 100),
-    ] + [("DeleteNetworkAclEntry", egress, n) for egress in (False, True) for n in range(200, 204)]
+        ("DeleteNetworkAclEntry", egress, n) for egress in (False, True) for n in (102, 200, 201)
+    ]
     assert len(cfn_responses.requests) == 2  # the scheduled run answered nobody
 
 
@@ -406,3 +419,113 @@ def test_event_table(
     if request_type == "Delete":
         assert aws_calls == []
     assert entries(ec2, acl) == DENY_ALL
+
+
+def many_cidrs(count, third_octet=0):
+    return sorted(f"10.{third_octet}.{n}.0/24" for n in range(count))
+
+
+@pytest.fixture
+def aws_answers(code_session):
+    """``aws_answers[operation] = [error codes]``: the next such calls get AWS's error instead."""
+    answers = {}
+
+    def before_call(model, **_):
+        if answers.get(model.name):
+            code = answers[model.name].pop(0)
+            response = AWSResponse(f"https://ec2.{REGION}.amazonaws.com/", 400, {}, None)
+            return response, {"Error": {"Code": code, "Message": "simulated"}}
+        return None
+
+    code_session.events.register("before-call.ec2.*", before_call)
+    yield answers
+    code_session.events.unregister("before-call.ec2.*", before_call)
+
+
+def test_fresh_acl_fills_the_default_quota_exactly(ec2, acl, s3_list, aws_calls, cfn_responses):
+    set_s3_cidrs(s3_list, many_cidrs(19))  # 19 rules + deny-all = 20 per direction
+
+    body = invoke(cfn_responses, "Create", {"NetworkAclId": acl})
+
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert entries(ec2, acl) == s3_rules(many_cidrs(19))
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_swap_past_the_quota_fails_naming_it_and_writes_nothing(
+    request_type, ec2, acl, s3_list, aws_calls, cfn_responses
+):
+    for number, cidr in enumerate(many_cidrs(10), start=100):
+        add_entry(ec2, acl, False, number, cidr, INBOUND)
+        add_entry(ec2, acl, True, number, cidr, HTTPS)
+    before = entries(ec2, acl)
+    set_s3_cidrs(s3_list, many_cidrs(10, third_octet=1))  # 10 old + 10 new + deny-all = 21
+
+    overrides = {"PhysicalResourceId": acl} if request_type == "Update" else {}
+    body = invoke(cfn_responses, request_type, {"NetworkAclId": acl}, **overrides)
+
+    assert body["Status"] == "FAILED"
+    assert f"QuotaError: {acl} needs 21 inbound rules" in body["Reason"]
+    assert "'network ACL rules per ACL' (20 per direction)" in body["Reason"]
+    assert "L-2AEEBF1A" in body["Reason"] and "NetworkAclRuleQuota" in body["Reason"]
+    assert writes(aws_calls) == []
+    assert entries(ec2, acl) == before
+
+    raised = invoke(
+        cfn_responses, request_type, {"NetworkAclId": acl, "NetworkAclRuleQuota": "21"}, **overrides
+    )
+
+    assert raised["Status"] == "SUCCESS", raised["Reason"]
+    assert entries(ec2, acl) == s3_rules(many_cidrs(10, third_octet=1), first_rule=200)
+
+
+def test_scheduled_sync_takes_the_raised_quota_too(ec2, acl, s3_list, aws_calls, cfn_responses):
+    set_s3_cidrs(s3_list, many_cidrs(25))
+
+    with pytest.raises(s3_network_acl.QuotaError, match="needs 26 inbound rules"):
+        s3_network_acl.handler({"NetworkAclId": acl}, FakeContext())
+    assert writes(aws_calls) == []
+
+    s3_network_acl.handler({"NetworkAclId": acl, "NetworkAclRuleQuota": 40}, FakeContext())
+    assert entries(ec2, acl) == s3_rules(many_cidrs(25))
+
+
+@pytest.mark.parametrize("quota", ["19", "41", "twenty", "", None, "20.5"])
+def test_bad_rule_quota_fails_in_one_line(quota, ec2, acl, s3_list, aws_calls, cfn_responses):
+    body = invoke(cfn_responses, "Create", {"NetworkAclId": acl, "NetworkAclRuleQuota": quota})
+
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == f"ValueError: NetworkAclRuleQuota must be 20 to 40: {quota!r}"
+    assert writes(aws_calls) == []
+
+
+def test_quota_refused_by_aws_fails_naming_it(
+    ec2, acl, s3_list, aws_calls, aws_answers, cfn_responses
+):
+    # The quota was lowered, or a concurrent writer filled the ACL after our read.
+    aws_answers["CreateNetworkAclEntry"] = ["NetworkAclEntryLimitExceeded"]
+
+    body = invoke(cfn_responses, "Create", {"NetworkAclId": acl})
+
+    assert body["Status"] == "FAILED"
+    assert f"QuotaError: {acl} is full:" in body["Reason"]
+    assert "(NetworkAclEntryLimitExceeded per direction) is too low" in body["Reason"]
+    assert "L-2AEEBF1A" in body["Reason"]
+
+
+def test_writes_another_sync_made_first_are_taken_as_done(
+    ec2, acl, s3_list, aws_calls, aws_answers, cfn_responses
+):
+    add_entry(ec2, acl, False, 150, "198.51.100.0/24", INBOUND)  # an old CIDR's pair
+    add_entry(ec2, acl, True, 150, "198.51.100.0/24", HTTPS)
+    aws_answers["CreateNetworkAclEntry"] = ["NetworkAclEntryAlreadyExists"]
+    aws_answers["DeleteNetworkAclEntry"] = ["InvalidNetworkAclEntry.NotFound"]
+
+    body = invoke(cfn_responses, "Create", {"NetworkAclId": acl})
+
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert entries(ec2, acl) == s3_rules(MOTO_S3_CIDRS)
+    made = writes(aws_calls)
+    # The refused create is planned again after a fresh read, the "gone" delete too.
+    assert made.count(("CreateNetworkAclEntry", False, 100)) == 2
+    assert made.count(("DeleteNetworkAclEntry", False, 150)) == 2

@@ -1,13 +1,22 @@
-"""Custom resource: on Delete, remove the network interfaces SageMaker left in the stack's VPC.
+"""Custom resource: remove the network interfaces SageMaker left in the stack's subnets.
 
-ResourceProperties: ``VpcId``, ``SecurityGroupId``, ``SubnetIds`` (optional list). Create and
-Update only validate them. Delete deletes every network interface that is in ``VpcId``, has
-``SecurityGroupId`` and, when ``SubnetIds`` is given, sits in one of those subnets, once its
-status is ``available``. That group is used only by the SageMaker training jobs, so matching
-on it (not on SageMaker's undocumented descriptions or requester ids) finds exactly their
-leftovers and nothing else. Interfaces still in use are polled with backoff until
-``MAX_WAIT_SECONDS`` or shortly before the Lambda deadline, then the Delete fails naming
-them. Physical id: ``<VpcId>-<SecurityGroupId>-eni-cleanup``.
+ResourceProperties: ``VpcId``, ``SecurityGroupId``, ``SubnetIds`` (optional list). An interface
+is SageMaker's leftover when it is in ``VpcId`` and has ``SecurityGroupId``: that group is used
+only by the SageMaker training jobs, so matching on it (not on SageMaker's undocumented
+descriptions or requester ids) finds exactly their leftovers and nothing else.
+
+- Create validates the properties.
+- Update cleans the subnets that were in the old ``SubnetIds`` and are not in the new ones (a
+  zone switched off: its subnet is deleted after the update, which the interfaces would
+  block). The physical id stays unless the VPC or the group changed; then the new id makes
+  CloudFormation send a Delete for the old pair, which cleans that up.
+- Delete cleans every matching interface in the VPC, whatever its subnet, as any of them
+  would block deleting the security group.
+
+An interface is deleted once its status is ``available``; those still in use are polled with
+backoff until ``MAX_WAIT_SECONDS`` or shortly before the invocation's deadline, then the
+request fails naming them. Physical id:
+``<VpcId>-<SecurityGroupId>-eni-cleanup``.
 """
 
 import time
@@ -19,12 +28,12 @@ from .custom_resource import logger, run
 MAX_WAIT_SECONDS = 840
 FIRST_POLL_SECONDS = 5
 MAX_POLL_SECONDS = 60
-# Stop waiting this long before the Lambda deadline; above the protocol's watchdog margin.
+# Stop waiting this long before a deadline; above the protocol's watchdog margin.
 DEADLINE_MARGIN_SECONDS = 30
 
 
-def _properties(event):
-    properties = event.get("ResourceProperties") or {}
+def _properties(properties):
+    properties = properties or {}
     vpc, group = properties.get("VpcId"), properties.get("SecurityGroupId")
     subnets = properties.get("SubnetIds") or []
     if not (str(vpc).startswith("vpc-") and str(group).startswith("sg-") and type(subnets) is list):
@@ -33,12 +42,32 @@ def _properties(event):
 
 
 def validate(event, _context):
-    vpc, group, _ = _properties(event)
+    vpc, group, _ = _properties(event.get("ResourceProperties"))
     return f"{vpc}-{group}-eni-cleanup", {}
 
 
-def _sweep(ec2, vpc, group, subnets):
-    """Delete the matching available interfaces; return the ones still busy."""
+def update(event, context):
+    vpc, group, subnets = _properties(event.get("ResourceProperties"))
+    old = event.get("OldResourceProperties") or event.get("ResourceProperties")
+    old_vpc, old_group, old_subnets = _properties(old)
+    if (vpc, group) != (old_vpc, old_group):
+        return validate(event, context)  # a new id: the Delete of the old one cleans it
+    if dropped := sorted(set(old_subnets) - set(subnets)):
+        clean_up(event, context, vpc, group, dropped)
+    return event["PhysicalResourceId"], {}
+
+
+def delete(event, context):
+    vpc, group, _ = _properties(event.get("ResourceProperties"))
+    clean_up(event, context, vpc, group, [])
+    return event.get("PhysicalResourceId"), {}
+
+
+def _sweep(ec2, vpc, group, subnets, context):
+    """Delete the matching available interfaces (in ``subnets``, or all subnets when empty);
+    return the ones still busy."""
+    if getattr(context, "cancelled", None) and context.cancelled.is_set():
+        raise RuntimeError("the watchdog has answered: stopped")  # nothing more after that
     filters = [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-id", "Values": [group]}]
     if subnets:
         filters.append({"Name": "subnet-id", "Values": subnets})
@@ -64,14 +93,13 @@ def _sweep(ec2, vpc, group, subnets):
     return busy
 
 
-def clean_up(event, context):
-    vpc, group, subnets = _properties(event)
+def clean_up(event, context, vpc, group, subnets):
     ec2 = boto3.client("ec2")
     start = time.monotonic()
     budget = context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
     deadline = start + max(0, min(MAX_WAIT_SECONDS, budget))
     delay = FIRST_POLL_SECONDS
-    while busy := _sweep(ec2, vpc, group, subnets):
+    while busy := _sweep(ec2, vpc, group, subnets, context):
         left = deadline - time.monotonic()
         if left <= 0:
             raise RuntimeError(
@@ -80,8 +108,7 @@ def clean_up(event, context):
             )
         time.sleep(min(delay, left))
         delay = min(delay * 2, MAX_POLL_SECONDS)
-    return event.get("PhysicalResourceId"), {}
 
 
 def handler(event, context):
-    run(event, context, {"Create": validate, "Update": validate, "Delete": clean_up})
+    run(event, context, {"Create": validate, "Update": update, "Delete": delete})
