@@ -1,10 +1,15 @@
-"""How long `python build.py` takes for every target region, against one bare `cfn-lint`
-run on one template. Target: ratio <= 2. Prints the numbers; run from the repository root.
+"""How long `python build.py` (render and lint every target region into a temporary dist/)
+takes, against its baseline: ONE bare `cfn-lint --regions <region> -- <region>.json` run, in
+a fresh process, on the first region's template. Target: ratio <= 1.5 (wall, best of the runs).
 
-    python benchmarks/build_vs_cfn_lint.py [--repeat 3]
+Wall time depends on what else the machine runs, so CPU time (user + system, of the process
+and its workers) is printed too: on a busy machine that ratio is the steadier one.
+
+    python benchmarks/build_vs_cfn_lint.py [--repeat 3]    # from the repository root
 """
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -14,15 +19,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 1.5
 
 
-def best_of(command, repeat):
-    timings = []
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command, repeat):
+    """(best wall, median wall, best CPU) seconds of ``repeat`` runs of ``command``."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), children_cpu_seconds()
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
-        timings.append(time.perf_counter() - started)
-    return min(timings), statistics.median(timings)
+        walls.append(time.perf_counter() - started)
+        cpus.append(children_cpu_seconds() - cpu_before)
+    return min(walls), statistics.median(walls), min(cpus)
 
 
 def main():
@@ -31,24 +44,23 @@ def main():
     args = parser.parse_args()
     dist = Path(tempfile.mkdtemp())
     try:
-        build_best, build_median = best_of(
-            [sys.executable, "build.py", "--dist", str(dist)], args.repeat
-        )
-        templates = sorted(dist.glob("*.json"))
-        one = templates[0]
+        build = timed([sys.executable, "build.py", "--dist", str(dist)], args.repeat)
+        regional = sorted(p for p in dist.glob("*.json") if p.stem[-1].isdigit())
+        one = regional[0]
         cfn_lint = Path(sys.executable).with_name("cfn-lint")
-        lint_best, lint_median = best_of(
-            [str(cfn_lint), "--regions", one.stem, "--", str(one)], args.repeat
-        )
+        baseline = timed([str(cfn_lint), "--regions", one.stem, "--", str(one)], args.repeat)
+        templates = len(list(dist.glob("*.json")))
     finally:
         shutil.rmtree(dist)
+    for name, (best, median, cpu) in (
+        (f"python build.py ({templates} templates, render + lint)", build),
+        (f"baseline: cfn-lint --regions {one.stem} -- {one.name}", baseline),
+    ):
+        print(f"{name}: wall best {best:.2f}s, median {median:.2f}s; CPU {cpu:.2f}s")
     print(
-        f"python build.py ({len(templates)} regions, render + lint): best {build_best:.2f}s, median {build_median:.2f}s"
+        f"ratio build / baseline: wall {build[0] / baseline[0]:.2f} (target <= {TARGET_RATIO}), "
+        f"CPU {build[2] / baseline[2]:.2f}"
     )
-    print(
-        f"cfn-lint on one template ({one.name}): best {lint_best:.2f}s, median {lint_median:.2f}s"
-    )
-    print(f"ratio (best): {build_best / lint_best:.2f}  (target <= 2.00)")
 
 
 if __name__ == "__main__":

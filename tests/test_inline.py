@@ -368,3 +368,100 @@ def test_inlining_is_deterministic(custodian):
             check=True,
         )
         assert result.stdout == custodian
+
+
+def test_output_does_not_come_from_ast_unparse(functions_dir, monkeypatch):
+    """ast.unparse writes f-strings differently on 3.11 and 3.12: the inliner must not use it
+    (tests/test_python_versions.py compares the bytes each supported Python renders)."""
+    functions_dir("entry", "def handler(event, context):\n    return f\"{event['a']!r:.9}\"\n")
+
+    def unparse(node):
+        raise AssertionError("ast.unparse called")
+
+    monkeypatch.setattr(ast, "unparse", unparse)
+    source = inline_source("entry")
+    assert source == "def handler(event, context):\n return f\"{event['a']!r:.9}\"\n"
+
+
+TEXT_EDITS = {
+    "shared": """
+        import functools
+
+        GREETING = "héllo"  # comment with "quotes" and 'apostrophes'
+        HASH = "#not a comment"
+
+
+        def helper(value):
+            return f"{GREETING} {value}"
+
+
+        @functools.cache
+        def handler(event, context):
+            text = "é" + helper(event)  # "é" is two bytes: parser columns count bytes
+            return {
+                "shout": f"{helper(event)!r}!",
+                "text": text,
+                "hash": HASH,  # the value keeps its '#'
+                "it's": [
+                    helper(1),
+                    helper(
+                        2
+                    ),
+                ],
+            }
+        """,
+    "entry": """
+        from .shared import handler as shared
+
+
+        def helper(value):
+            return value
+
+
+        def handler(event, context):
+            return shared(helper(event), context)
+        """,
+}
+
+
+def test_text_edits_keep_strings_and_rename_by_position(functions_dir):
+    for module, source in TEXT_EDITS.items():
+        functions_dir(module, source)
+
+    source = inline_source("entry")
+
+    assert "quotes" not in source and "two bytes" not in source and "keeps" not in source
+    assert "HASH = '#not a comment'" in source  # single quotes: half the JSON escaping
+    assert "return f'{GREETING} {value}'" in source
+    assert "@functools.cache\ndef shared_handler(event, context):" in source
+    assert " text = 'é' + shared_helper(event)" in source
+    # a bracketed statement is one line; a string with a ' keeps its double quotes
+    assert (
+        " return {'shout': f'{shared_helper(event)!r}!','text': text,'hash': HASH,"
+        '"it\'s": [shared_helper(1),shared_helper(2),],}' in source
+    )
+    namespace = run(source)
+    assert namespace["handler"](3, None) == {
+        "shout": "'héllo 3'!",
+        "text": "éhéllo 3",
+        "hash": "#not a comment",
+        "it's": ["héllo 1", "héllo 2"],
+    }
+
+
+def test_a_multi_line_string_keeps_its_lines_even_inside_brackets(functions_dir):
+    lines = [
+        "def handler(event, context):",
+        "    return [",
+        '        f"""{event}  ',  # trailing spaces inside the string are part of it
+        '    # not a comment""",',
+        '        "two",',
+        "    ]",
+    ]
+    functions_dir("entry", "\n".join(lines) + "\n")
+    source = inline_source("entry")
+    assert source.splitlines()[1:] == [
+        ' return [f"""{event}  ',
+        '    # not a comment""",\'two\',]',
+    ]
+    assert run(source)["handler"](1, None) == ["1  \n    # not a comment", "two"]
