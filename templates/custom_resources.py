@@ -6,8 +6,8 @@ The functions run outside the VPC: they must reach CloudFormation's pre-signed R
 and the VPC routes nowhere but S3.
 """
 
-from awacs.aws import Action, Allow, PolicyDocument, Statement
-from troposphere import GetAtt, Ref, awslambda, cloudformation, iam, logs
+from awacs.aws import Action, Allow, ArnEquals, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Output, Ref, awslambda, cloudformation, cloudwatch, iam, logs, sqs
 
 from .inline import inline_source
 from .stack import Stack, trusted_by
@@ -21,21 +21,34 @@ FUNCTION_SKIPS = [
     },
     {
         "id": "CKV_AWS_116",
-        "comment": "Invoked by CloudFormation, which records each failure itself",
+        "comment": "Async failures go to the OnFailure destination (CustodianFailuresQueue), "
+        "which records the error too; a DLQ would duplicate it",
     },
     {
         "id": "CKV_AWS_115",
-        "comment": "Runs only on stack changes; a concurrency cap could stall them",
-    },
-    {"id": "CKV_AWS_173", "comment": "The function has no environment variables to encrypt"},
-    {
-        "id": "CKV_AWS_272",
-        "comment": "Code is inlined from this template, which is what gets reviewed",
+        "comment": "Runs for stack operations (12 handlers at once, plus hand-offs) and a "
+        "daily sync; a cap could only throttle a stack operation",
     },
 ]
+SSE_SQS_SKIP = {
+    "checkov": {
+        "skip": [
+            {
+                "id": "CKV_AWS_27",
+                "comment": "Encrypted with SSE-SQS: EventBridge cannot send under the AWS-managed KMS key",
+            }
+        ]
+    }
+}
+FOURTEEN_DAYS = 1_209_600  # SQS maximum retention
+ASYNC_RETRIES = 2  # Lambda's own retries of a failed asynchronous invocation, then the queue
+ALARM_PERIOD_SECONDS = 300
 
 
 CUSTODIAN = "Custodian"
+# Asynchronous invocations that failed (the daily S3-ACL sync, the emptier's own hand-offs)
+# and schedule events EventBridge could not deliver.
+FAILURES_QUEUE = f"{CUSTODIAN}FailuresQueue"
 
 
 def allow_custodian(stack: Stack, statement):
@@ -79,6 +92,7 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
     log_group = template.add_resource(
         logs.LogGroup(f"{CUSTODIAN}LogGroup", RetentionInDays=FUNCTION_LOG_RETENTION_DAYS)
     )
+    _deleted_with_the_stack(log_group)  # operational logs only
     log_group.Metadata = {
         "checkov": {"skip": [{"id": "CKV_AWS_158", "comment": "Operational logs, no job data"}]}
     }
@@ -102,7 +116,8 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
         )
     )
     function.Metadata = {"checkov": {"skip": FUNCTION_SKIPS}}
-    template.add_resource(
+    queue = _add_failure_destination(stack, function)
+    policy = template.add_resource(
         iam.PolicyType(
             f"{CUSTODIAN}Policy",
             PolicyName="custodian",
@@ -116,9 +131,111 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
                         Action=[Action("logs", "CreateLogStream"), Action("logs", "PutLogEvents")],
                         Resource=[GetAtt(log_group, "Arn")],
                     ),
+                    Statement(
+                        Sid="ReportAsyncFailures",
+                        Effect=Allow,
+                        Action=[Action("sqs", "SendMessage")],
+                        Resource=[GetAtt(queue, "Arn")],
+                    ),
                     *stack.custodian_statements,
                 ],
             ),
         )
     )
+    stack.template.resources[f"{CUSTODIAN}InvokeConfig"].DependsOn = [policy.title]
     return function
+
+
+def _deleted_with_the_stack(resource):
+    """Say explicitly that a stateful resource goes with the stack (cfn-lint I3011)."""
+    resource.DeletionPolicy = "Delete"
+    resource.UpdateReplacePolicy = "Delete"
+
+
+def _add_failure_destination(stack: Stack, function):
+    """Failed asynchronous invocations land in an encrypted queue kept 14 days, and two
+    alarms (messages waiting in it, errors of the function) make them visible.
+
+    Lambda checks at configuration time that the function's role may send to the queue,
+    hence the invoke config waits for the policy (set by the caller)."""
+    template = stack.template
+    queue = template.add_resource(
+        sqs.Queue(FAILURES_QUEUE, SqsManagedSseEnabled=True, MessageRetentionPeriod=FOURTEEN_DAYS)
+    )
+    queue.Metadata = SSE_SQS_SKIP
+    _deleted_with_the_stack(queue)  # failures are worth the stack's lifetime only
+    template.add_resource(
+        awslambda.EventInvokeConfig(
+            f"{CUSTODIAN}InvokeConfig",
+            FunctionName=Ref(function),
+            Qualifier="$LATEST",
+            MaximumRetryAttempts=ASYNC_RETRIES,
+            DestinationConfig=awslambda.DestinationConfig(
+                OnFailure=awslambda.OnFailure(Destination=GetAtt(queue, "Arn"))
+            ),
+        )
+    )
+    waiting = _add_alarm(
+        stack,
+        f"{FAILURES_QUEUE}Alarm",
+        "A custodian invocation failed: see CustodianFailuresQueueUrl",
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+        ("QueueName", GetAtt(queue, "QueueName")),
+    )
+    errors = _add_alarm(
+        stack,
+        f"{CUSTODIAN}ErrorsAlarm",
+        "The custodian raised: see its log group",
+        ("AWS/Lambda", "Errors", "Sum"),
+        ("FunctionName", Ref(function)),
+    )
+    for key, value, description in (
+        ("CustodianFailuresQueueUrl", Ref(queue), "Failed custodian invocations (14 days)"),
+        ("CustodianFailuresAlarmName", Ref(waiting), "Alarm: failures are waiting in the queue"),
+        ("CustodianErrorsAlarmName", Ref(errors), "Alarm: the custodian function raised"),
+    ):
+        template.add_output(Output(key, Value=value, Description=description))
+    return queue
+
+
+def _add_alarm(stack: Stack, logical_id, description, metric, dimension):
+    """Alarm as soon as one datapoint is above zero; no data (the usual state) is fine."""
+    namespace, metric_name, statistic = metric
+    return stack.template.add_resource(
+        cloudwatch.Alarm(
+            logical_id,
+            AlarmDescription=description,
+            Namespace=namespace,
+            MetricName=metric_name,
+            Statistic=statistic,
+            Dimensions=[cloudwatch.MetricDimension(Name=dimension[0], Value=dimension[1])],
+            Period=ALARM_PERIOD_SECONDS,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        )
+    )
+
+
+def allow_to_dead_letter(stack: Stack, rule):
+    """Let one EventBridge ``rule`` put the events it cannot deliver into the failures queue."""
+    return stack.template.add_resource(
+        sqs.QueuePolicy(
+            f"{FAILURES_QUEUE}Policy",
+            Queues=[Ref(FAILURES_QUEUE)],
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Sid=f"{rule.title}DeadLetters",
+                        Effect=Allow,
+                        Principal=Principal("Service", "events.amazonaws.com"),
+                        Action=[Action("sqs", "SendMessage")],
+                        Resource=[GetAtt(FAILURES_QUEUE, "Arn")],
+                        Condition=Condition(ArnEquals("aws:SourceArn", GetAtt(rule, "Arn"))),
+                    )
+                ],
+            ),
+        )
+    )

@@ -7,6 +7,7 @@ behind a ``Zone…`` parameter so an account without a zone can leave it out. Su
 are fixed slices of the VPC CIDR (slice = zone index), so dropping a zone renumbers nothing.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from awacs import ec2 as ec2_actions
@@ -25,7 +26,6 @@ from troposphere import (
     Equals,
     GetAtt,
     If,
-    Join,
     NoValue,
     Or,
     Ref,
@@ -38,15 +38,85 @@ from troposphere import (
     events,
 )
 
-from .custom_resources import CUSTODIAN, add_custom_resource, allow_custodian
+from .custom_resources import (
+    CUSTODIAN,
+    FAILURES_QUEUE,
+    add_custom_resource,
+    allow_custodian,
+    allow_to_dead_letter,
+)
 from .names import name
-from .stack import Stack
+from .stack import Stack, arn
 
 GROUP = "Network"
 SUBNET_SLICES = 16  # the VPC CIDR is cut into 16 equal slices, like cidrsubnet(cidr, 4, i)
 VPC_PREFIX_LENGTHS = range(16, 25)
-# A /16 to /24 network address: its last octet is always 0.
-VPC_CIDR_PATTERN = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}0/(1[6-9]|2[0-4])$"
+
+
+def _digit_class(digits):
+    """``[0-9]``, ``[048]``, ``5``: a regex class for a set of decimal digits (characters)."""
+    numbers = sorted(int(digit) for digit in digits)
+    if len(numbers) == 1:
+        return str(numbers[0])
+    runs, start = [], numbers[0]
+    for previous, following in zip(numbers, [*numbers[1:], None], strict=True):
+        if following != previous + 1:
+            if previous > start + 1:
+                runs.append(f"{start}-{previous}")
+            else:
+                runs.append("".join(str(n) for n in range(start, previous + 1)))
+            start = following
+    return "[" + "".join(runs) + "]"
+
+
+def _group(pattern):
+    """``pattern`` as one atom: wrapped only when it has a top-level alternation."""
+    depth = 0
+    for char in pattern:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            return f"(?:{pattern})"
+    return pattern
+
+
+def _alternation(numerals):
+    """A regex matching exactly ``numerals`` (decimal strings, "" for the empty string):
+    numerals sharing all but their last digit share a class, heads sharing a class recurse."""
+    if "" in numerals:
+        rest = _alternation(numerals - {""})
+        one_class = rest.startswith("[") and rest.index("]") == len(rest) - 1
+        atom = len(rest) == 1 or one_class
+        return rest + "?" if atom else f"(?:{rest})?"
+    last_digits = defaultdict(set)
+    for numeral in numerals:
+        last_digits[numeral[:-1]].add(numeral[-1])
+    heads_by_class = defaultdict(set)
+    for head, digits in last_digits.items():
+        heads_by_class[_digit_class(digits)].add(head)
+    return "|".join(
+        (_group(_alternation(heads)) if heads != {""} else "") + digit_class
+        for digit_class, heads in sorted(heads_by_class.items(), key=lambda item: sorted(item[1]))
+    )
+
+
+def decimal_pattern(values):
+    """A regex matching exactly the given non-negative integers written without leading zeros."""
+    return _alternation({str(value) for value in values})
+
+
+def vpc_cidr_pattern(prefix_lengths):
+    """AllowedPattern for an IPv4 network ``a.b.c.0/L``, L in ``prefix_lengths`` (16 to 24),
+    aligned to its length: its third octet is a multiple of 2^(24-L) (10.0.1.0/16 is refused)."""
+    assert min(prefix_lengths) >= 16 and max(prefix_lengths) <= 24
+    octet = _group(decimal_pattern(range(256)))
+    networks = "|".join(
+        f"{_group(decimal_pattern(range(0, 256, 2 ** (24 - length))))}\\.0/{length}"
+        for length in prefix_lengths
+    )
+    return f"^(?:{octet}\\.){{2}}(?:{networks})$"
+
+
+VPC_CIDR_PATTERN = vpc_cidr_pattern(VPC_PREFIX_LENGTHS)
 
 
 @dataclass
@@ -156,16 +226,6 @@ def add_network(stack: Stack) -> Network:
             ],
         )
     )
-    security_group.Metadata = {
-        "checkov": {
-            "skip": [
-                {
-                    "id": "CKV2_AWS_5",
-                    "comment": "Attached to SageMaker training jobs by Grand Challenge at run time",
-                }
-            ]
-        }
-    }
     return Network(vpc, zones, network_acl, security_group)
 
 
@@ -179,6 +239,8 @@ def _add_zone(stack, vpc, network_acl, index, zone_id, slices):
         Type="String",
         Default="true",
         AllowedValues=["true", "false"],
+        ConstraintDescription="must be true or false",
+        Description=f"false: no subnet in zone {zone_id} (ids name the same zone in every account)",
     )
     condition = f"Use{parameter}"
     template.add_condition(condition, Equals(Ref(parameter), "true"))
@@ -239,7 +301,7 @@ def add_s3_endpoint(stack: Stack, network: Network, inputs_bucket, outputs_bucke
                         Effect=Allow,
                         Principal=Principal("*"),
                         Action=[s3.GetObject],
-                        Resource=[Join("", [GetAtt(inputs_bucket, "Arn"), "/*"])],
+                        Resource=[Sub(f"${{{inputs_bucket.title}.Arn}}/*")],
                         Condition=only_execution_role,
                     ),
                     Statement(
@@ -247,7 +309,7 @@ def add_s3_endpoint(stack: Stack, network: Network, inputs_bucket, outputs_bucke
                         Effect=Allow,
                         Principal=Principal("*"),
                         Action=[s3.PutObject],
-                        Resource=[Join("", [GetAtt(outputs_bucket, "Arn"), "/*"])],
+                        Resource=[Sub(f"${{{outputs_bucket.title}.Arn}}/*")],
                         Condition=only_execution_role,
                     ),
                 ],
@@ -283,12 +345,18 @@ def add_s3_network_acl_sync(stack: Stack, network: Network):
         Statement(
             Sid="ReadS3PrefixListAndAcls",
             Effect=Allow,
-            Action=[
-                ec2_actions.DescribeManagedPrefixLists,
-                ec2_actions.GetManagedPrefixListEntries,
-                ec2_actions.DescribeNetworkAcls,
-            ],
-            Resource=["*"],  # Describe* and AWS-managed prefix lists take no resource ARN
+            Action=[ec2_actions.DescribeManagedPrefixLists, ec2_actions.DescribeNetworkAcls],
+            Resource=["*"],  # Describe* take no resource ARN
+        ),
+    )
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="ReadAwsManagedPrefixLists",
+            Effect=Allow,
+            Action=[ec2_actions.GetManagedPrefixListEntries],
+            # AWS-managed prefix lists (the S3 one) belong to the account "aws".
+            Resource=[arn("ec2", "prefix-list/*", account="aws")],
         ),
     )
     allow_custodian(
@@ -297,14 +365,20 @@ def add_s3_network_acl_sync(stack: Stack, network: Network):
             Sid="WritePrivateAclEntries",
             Effect=Allow,
             Action=[
+                # Creates and deletes only: the sync never rewrites an entry in place.
                 ec2_actions.CreateNetworkAclEntry,
-                ec2_actions.ReplaceNetworkAclEntry,
                 ec2_actions.DeleteNetworkAclEntry,
             ],
             Resource=[ec2_arn("network-acl", acl)],
         ),
     )
     add_custom_resource(stack, "S3NetworkAclEntries", "S3NetworkAclEntries", 300, NetworkAclId=acl)
+    _add_daily_sync(stack, acl)
+
+
+def _add_daily_sync(stack: Stack, acl):
+    """A daily schedule invoking the custodian with the ACL id; events it cannot deliver go
+    to the custodian's failures queue."""
     schedule = stack.template.add_resource(
         events.Rule(
             "S3NetworkAclDailySync",
@@ -315,6 +389,8 @@ def add_s3_network_acl_sync(stack: Stack, network: Network):
                     Id="sync",
                     Arn=GetAtt(CUSTODIAN, "Arn"),
                     Input=Sub('{"NetworkAclId":"${Acl}"}', Acl=acl),
+                    # Events EventBridge cannot deliver (function gone, throttled for a day).
+                    DeadLetterConfig=events.DeadLetterConfig(Arn=GetAtt(FAILURES_QUEUE, "Arn")),
                 )
             ],
         )
@@ -328,6 +404,7 @@ def add_s3_network_acl_sync(stack: Stack, network: Network):
             SourceArn=GetAtt(schedule, "Arn"),
         )
     )
+    allow_to_dead_letter(stack, schedule)
 
 
 def add_vpc_lockdown(stack: Stack, network: Network):

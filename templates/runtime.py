@@ -1,6 +1,6 @@
 """The components runtime template: one call composes every concern for one region."""
 
-from troposphere import Template
+from troposphere import Equals, Ref, Template
 
 from .custom_resources import add_custodian
 from .events import add_stopped_jobs_rule
@@ -52,6 +52,7 @@ def build_template(region: Region) -> Template:
         ),
         Description="Prefix of every name; Grand Challenge's COMPONENTS_REGISTRY_PREFIX.",
     )
+    _refuse_other_regions(stack)
     logs_bucket_name, logs_bucket_arn = add_logs_bucket(stack)
     logs = add_logs(stack)
     inputs = add_io_bucket(stack, "InputsBucket", "inputs_bucket", logs_bucket_name)
@@ -69,6 +70,27 @@ def build_template(region: Region) -> Template:
     add_custodian(stack)
     _add_console_interface(stack)
     return template
+
+
+def _refuse_other_regions(stack: Stack):
+    """The zone ids, subnets and prefix lists are the built region's: elsewhere the stack would
+    create buckets and the Lambda, fail on the first subnet and roll back. A rule refuses it
+    before anything is created."""
+    region = stack.region.name
+    stack.template.add_rule(
+        "BuiltForRegion",
+        {
+            "Assertions": [
+                {
+                    "Assert": Equals(Ref("AWS::Region"), region),
+                    "AssertDescription": (
+                        f"This template is built for {region} only: deploy the template "
+                        "built for this region (<region>.json, or its product version)."
+                    ),
+                }
+            ]
+        },
+    )
 
 
 def _add_console_interface(stack: Stack):

@@ -12,7 +12,7 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import Equals, GetAtt, If, Join, Ref, Sub, Tags, s3
+from troposphere import Equals, GetAtt, If, Ref, Sub, Tags, s3
 
 from .custom_resources import CUSTODIAN, add_custom_resource, allow_custodian
 from .functions.empty_bucket import OPT_IN_TAG_KEY
@@ -92,7 +92,7 @@ def add_logs_bucket(stack: Stack):
             Effect=Allow,
             Principal=Principal("Service", "logging.s3.amazonaws.com"),
             Action=[Action("s3", "PutObject")],
-            Resource=[Join("", [created_arn, "/s3/*"])],
+            Resource=[Sub("${Base}/s3/*", Base=created_arn)],
             Condition=Condition(
                 [
                     StringEquals(source_account),
@@ -112,7 +112,7 @@ def add_logs_bucket(stack: Stack):
             Effect=Allow,
             Principal=Principal("Service", "delivery.logs.amazonaws.com"),
             Action=[Action("s3", "PutObject")],
-            Resource=[Join("", [created_arn, "/vpc/*"])],
+            Resource=[Sub("${Base}/vpc/*", Base=created_arn)],
             Condition=Condition(
                 [
                     StringEquals({**source_account, "s3:x-amz-acl": "bucket-owner-full-control"}),
@@ -197,7 +197,7 @@ def add_emptier(stack: Stack, bucket, name_key, condition=None):
                 Action("s3", "DeleteObjectVersion"),
                 Action("s3", "AbortMultipartUpload"),
             ],
-            Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
+            Resource=[bucket_arn, Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[name_key]}/*")],
         ),
     )
     if not any(
@@ -284,7 +284,7 @@ def add_tls_only_policy(stack: Stack, logical_id, bucket_name, bucket_arn, extra
                         Effect=Deny,
                         Principal=Principal("*"),
                         Action=[Action("s3", "*")],
-                        Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
+                        Resource=[bucket_arn, Sub("${Base}/*", Base=bucket_arn)],
                         Condition=Condition(Bool("aws:SecureTransport", "false")),
                     ),
                 ],

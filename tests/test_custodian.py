@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from templates.functions import custodian, s3_network_acl
+from templates.functions import custodian, ecr_repository, s3_network_acl
 from templates.inline import inline_source
 from tests.conftest import FakeContext, make_event
 
@@ -136,6 +136,28 @@ def test_s3_network_acl_failure_is_answered(handler, ec2, acl, aws_calls, cfn_re
     assert aws_calls == []
 
 
+def test_routes_repository_on_delete_events(handler, ec2, aws_calls, cfn_responses, monkeypatch):
+    if handler is not custodian.handler:  # the inlined program must use its own copy
+        monkeypatch.setattr(ecr_repository, "delete_repository", None)
+    name = "gc/routed/image"
+    stack_id = make_event("Delete", "")["StackId"]
+    tag = {"Key": ecr_repository.OPT_IN_TAG_KEY, "Value": stack_id}
+    ecr = boto3.Session().client("ecr", region_name=REGION)  # not recorded in aws_calls
+    ecr.create_repository(repositoryName=name, tags=[tag])
+    delete = make_event(
+        "Delete",
+        cfn_responses.url,
+        {"RepositoryName": name, "KeepImages": "false"},
+        ResourceType="Custom::RepositoryOnDelete",
+        PhysicalResourceId=f"repository:{name}",
+    )
+    assert handler(delete, FakeContext()) is None
+    body = cfn_responses.only_body()
+    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", f"repository:{name}")
+    assert aws_calls == ["ListTagsForResource", "DeleteRepository"]
+    assert ecr.describe_repositories()["repositories"] == []
+
+
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
 @pytest.mark.parametrize("resource_type", ["Custom::Nope", None])
 def test_unknown_resource_type_fails(
@@ -206,5 +228,8 @@ def test_inlined_program_is_self_contained_and_wired(inlined_source):
     exec(compile(inlined_source, "index.py", "exec"), namespace)
     route = namespace["HANDLERS"]["Custom::S3NetworkAclEntries"]
     assert route is namespace["s3_network_acl_handler"]
+    assert (
+        namespace["HANDLERS"]["Custom::RepositoryOnDelete"] is namespace["ecr_repository_handler"]
+    )
     assert route.__globals__ is namespace
     assert namespace["handler"].__code__.co_filename == "index.py"

@@ -123,7 +123,7 @@ def test_the_custodian_may_empty_only_the_stacks_buckets_and_invoke_only_itself(
     for bucket, suffix in (("Inputs", "inputs"), ("Outputs", "outputs"), ("Logs", "logs")):
         resources = statements[f"Empty{bucket}Bucket"]["Resource"]
         arn = "arn:${AWS::Partition}:s3:::${NamePrefix}-${AWS::AccountId}-${AWS::Region}-" + suffix
-        assert resources == [{"Fn::Sub": arn}, {"Fn::Join": ["", [{"Fn::Sub": arn}, "/*"]]}]
+        assert resources == [{"Fn::Sub": arn}, {"Fn::Sub": arn + "/*"}]
     assert statements["EmptyInNewInvocation"]["Resource"] == [{"Fn::GetAtt": ["Custodian", "Arn"]}]
 
 
@@ -209,3 +209,118 @@ def test_custodian_runs_outside_the_vpc_with_its_own_log_group():
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": "CustodianLogGroup"}}
     assert RESOURCES["CustodianLogGroup"]["Properties"]["RetentionInDays"] > 0
     assert function["Timeout"] == 900
+
+
+def test_every_repository_is_retained_and_deleted_by_its_own_custom_resource_unless_kept():
+    repositories = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::ECR::Repository"}
+    on_delete = {
+        v["Properties"]["RepositoryName"]["Ref"]: v
+        for v in RESOURCES.values()
+        if v["Type"] == "Custom::RepositoryOnDelete"
+    }
+    assert set(on_delete) == set(repositories) and len(repositories) == 4
+    for logical_id, repository in repositories.items():
+        # CloudFormation would fail on images; the custom resource deletes or keeps instead.
+        assert repository["DeletionPolicy"] == repository["UpdateReplacePolicy"] == "Retain"
+        tags = repository["Properties"]["Tags"]
+        assert {"Key": EMPTY_ON_DELETE_TAG, "Value": {"Ref": "AWS::StackId"}} in tags
+        custom = on_delete[logical_id]
+        assert custom["Condition"] == repository["Condition"]
+        assert custom["Properties"]["KeepImages"] == {"Ref": "KeepImagesOnDelete"}
+        assert custom["Properties"]["ServiceTimeout"] == 300
+        assert "DeletionPolicy" not in custom
+
+
+def test_the_custodian_may_delete_only_repositories_tagged_as_this_stacks():
+    statements = custodian_statements()
+    repositories = [
+        {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"}
+    ]
+    delete = statements["DeleteOwnRepositories"]
+    assert delete["Action"] == ["ecr:DeleteRepository"]
+    assert delete["Resource"] == repositories
+    assert delete["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/{EMPTY_ON_DELETE_TAG}": {"Ref": "AWS::StackId"}}
+    }
+    assert statements["ReadRepositoryTags"]["Action"] == ["ecr:ListTagsForResource"]
+    assert statements["ReadRepositoryTags"]["Resource"] == repositories
+    ecr_actions = [
+        action
+        for statement in statements.values()
+        for action in statement["Action"]
+        if action.startswith("ecr:")
+    ]
+    assert sorted(ecr_actions) == ["ecr:DeleteRepository", "ecr:ListTagsForResource"]
+
+
+def test_the_ecr_policy_grants_no_bearer_token():
+    document = RESOURCES["EcrReadWriteDeletePolicy"]["Properties"]["PolicyDocument"]
+    assert "sts:GetServiceBearerToken" not in json.dumps(document)
+
+
+def test_prefix_list_entries_are_readable_only_from_aws_managed_lists():
+    statements = custodian_statements()
+    read = statements["ReadAwsManagedPrefixLists"]
+    assert read["Action"] == ["ec2:GetManagedPrefixListEntries"]
+    assert read["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:aws:prefix-list/*"}
+    ]
+    stars = [s for s in statements.values() if "*" in s["Resource"]]
+    assert "ec2:GetManagedPrefixListEntries" not in [a for s in stars for a in s["Action"]]
+
+
+def test_the_logs_key_outlives_the_stack_but_its_alias_does_not():
+    key = RESOURCES["LogsKey"]
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert "DeletionPolicy" not in RESOURCES["LogsKeyAlias"]  # a new stack may take the name
+
+
+def test_eventbridge_may_write_only_to_the_stopped_jobs_log_group():
+    text = RESOURCES["StoppedJobsPutLogsPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    [statement] = json.loads(text)["Statement"]
+    assert statement["Resource"].endswith(
+        ":log-group:/aws/events/${NamePrefix}-components-stopped-jobs:*"
+    )
+    assert "/aws/events/*" not in text
+
+
+def test_failed_async_invocations_land_in_a_queue_with_alarms():
+    config = RESOURCES["CustodianInvokeConfig"]
+    assert config["Properties"]["FunctionName"] == {"Ref": "Custodian"}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": ["CustodianFailuresQueue", "Arn"]}
+    assert config["DependsOn"] == ["CustodianPolicy"]  # Lambda checks the role may send
+    queue = RESOURCES["CustodianFailuresQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 1_209_600
+    send = custodian_statements()["ReportAsyncFailures"]
+    assert send["Action"] == ["sqs:SendMessage"]
+    assert send["Resource"] == [destination]
+    alarms = {
+        k: v["Properties"] for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    queue_alarm = alarms["CustodianFailuresQueueAlarm"]
+    assert queue_alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert queue_alarm["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["CustodianFailuresQueue", "QueueName"]
+    }
+    errors_alarm = alarms["CustodianErrorsAlarm"]
+    assert (errors_alarm["Namespace"], errors_alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+    for alarm in alarms.values():
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["CustodianFailuresQueueUrl"]["Value"] == {"Ref": "CustodianFailuresQueue"}
+    assert outputs["CustodianFailuresAlarmName"]["Value"] == {"Ref": "CustodianFailuresQueueAlarm"}
+
+
+def test_the_daily_sync_rule_dead_letters_into_the_failures_queue():
+    [target] = RESOURCES["S3NetworkAclDailySync"]["Properties"]["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["CustodianFailuresQueue", "Arn"]}}
+    policy = RESOURCES["CustodianFailuresQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "CustodianFailuresQueue"}]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["S3NetworkAclDailySync", "Arn"]}}
+    }

@@ -1,9 +1,14 @@
 """Every parameter is validated by CloudFormation itself: good values pass, bad ones are refused
 by the template's own AllowedPattern / AllowedValues / Min / Max, before anything is created."""
 
+import ipaddress
+import itertools
+import re
+
 import pytest
 
-from tests.helpers import REGIONS, rendered, violations
+from templates.network import decimal_pattern, vpc_cidr_pattern
+from tests.helpers import REGIONS, SETTINGS, rendered, violations
 
 GOOD_AND_BAD = {
     "NamePrefix": (
@@ -43,6 +48,12 @@ GOOD_AND_BAD = {
             "256.0.0.0/16",
             "a.b.c.d/16",
             "10.0.0.5/16",
+            "10.0.1.0/16",
+            "10.0.128.0/16",
+            "10.0.64.0/17",
+            "10.0.8.0/20",
+            "10.0.1.0/23",
+            "010.0.0.0/16",
         ],
     ),
     "LogsExpirationDays": (["1", "365", "3653"], ["0", "3654", "-5", "a year"]),
@@ -54,6 +65,7 @@ GOOD_AND_BAD = {
         ["ml.g4dn.xlarge", "ml.g4dn.xlarge,ml.p4d.24xlarge", "ml.m7i.large"],
         ["g4dn.xlarge", "ml.g4dn.xlarge,", "ml.g4dn.xlarge, ml.g5.xlarge", "ML.G4DN.XLARGE"],
     ),
+    "KeepImagesOnDelete": (["true", "false"], ["", "True", "yes", "1"]),
     "RepositoryNames": (
         ["algorithms/algorithmimage", "a,b/c,d-e/f_g", "evaluation/method"],
         ["Algorithms", "/leading", "trailing/", "a//b", "a,,b", "with space"],
@@ -107,3 +119,69 @@ def test_the_console_rule_refuses_switching_every_zone_off():
     rule = rendered("eu-central-1")["Rules"]["AtLeastOneZone"]["Assertions"][0]["Assert"]
     switched = [clause["Fn::Equals"][0]["Ref"] for clause in rule["Fn::Or"]]
     assert switched == ["ZoneEuc1Az1", "ZoneEuc1Az2", "ZoneEuc1Az3"]
+
+
+def test_log_retention_has_a_default_of_a_year():
+    assert rendered("eu-central-1")["Parameters"]["LogRetentionDays"]["Default"] == "365"
+
+
+def test_repositories_are_deleted_on_delete_unless_the_operator_keeps_them():
+    parameters = rendered("eu-central-1")["Parameters"]
+    assert parameters["KeepImagesOnDelete"]["Default"] == "false"
+    interface = rendered("eu-central-1")["Metadata"]["AWS::CloudFormation::Interface"]
+    group = next(g for g in interface["ParameterGroups"] if "KeepImagesOnDelete" in g["Parameters"])
+    assert group["Label"]["default"] == "Container images"
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_every_parameter_has_a_description(region):
+    for name, definition in rendered(region)["Parameters"].items():
+        assert len(definition.get("Description", "")) >= 20, name
+
+
+@pytest.mark.parametrize("values", [range(256), range(0, 256, 2), range(0, 256, 16), [0], [7]])
+def test_decimal_pattern_matches_exactly_its_numbers(values):
+    pattern = decimal_pattern(values)
+    matched = {n for n in range(1000) if re.fullmatch(pattern, str(n))}
+    assert matched == set(values)
+    assert not re.fullmatch(pattern, "00") and not re.fullmatch(pattern, "01")
+
+
+def is_aligned_vpc_network(text):
+    """What the VPC CIDR must be, by Python's own parser: an IPv4 network /16 to /24."""
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        return False
+    return 16 <= network.prefixlen <= 24 and str(network) == text
+
+
+def test_vpc_cidr_pattern_agrees_with_ipaddress():
+    """Every third octet and prefix length 0-32, on a sample of the other octets."""
+    pattern = rendered("us-east-1")["Parameters"]["VpcCidr"]["AllowedPattern"]
+    assert pattern == vpc_cidr_pattern(range(16, 25))
+    checked = 0
+    for first, second, third, fourth, length in itertools.product(
+        ["0", "10", "172", "255", "256", "01"],
+        ["0", "31", "168"],
+        range(257),
+        ["0", "1", "128"],
+        range(33),
+    ):
+        if fourth != "0" and length != 24:
+            continue  # a non-zero last octet fails either way; a sample of it suffices
+        text = f"{first}.{second}.{third}.{fourth}/{length}"
+        assert bool(re.fullmatch(pattern, text)) == is_aligned_vpc_network(text), text
+        checked += 1
+    assert checked > 40_000
+    for junk in ("10.0.0.0", "10.0.0.0/16 ", " 10.0.0.0/16", "10.0.0/16", "10.0.0.0.0/16"):
+        assert not re.fullmatch(pattern, junk)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_the_console_refuses_a_template_built_for_another_region(region):
+    [assertion] = rendered(region)["Rules"]["BuiltForRegion"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, region]}
+    assert region in assertion["AssertDescription"]
+    assert "RuleCondition" not in rendered(region)["Rules"]["BuiltForRegion"]
+    assert set(SETTINGS["regions"]) == set(REGIONS)

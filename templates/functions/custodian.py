@@ -5,6 +5,7 @@ the template (which must stay small enough to deploy without an S3 bucket).
 """
 
 from .custom_resource import FAILED, SUCCESS, send_response
+from .ecr_repository import handler as ecr_repository
 from .empty_bucket import handler as empty_bucket
 from .network_interface_cleanup import handler as network_interface_cleanup
 from .s3_network_acl import handler as s3_network_acl
@@ -17,6 +18,7 @@ HANDLERS = {
     "Custom::TrainingJobsLogGroup": training_jobs_log_group,
     "Custom::VpcLockdown": vpc_lockdown,
     "Custom::NetworkInterfaceCleanup": network_interface_cleanup,
+    "Custom::RepositoryOnDelete": ecr_repository,
 }
 
 
