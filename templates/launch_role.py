@@ -1,7 +1,7 @@
 """The Service Catalog launch role: the IAM role Service Catalog assumes to create, update and
 delete this product's stacks (its LAUNCH constraint names it by local role name).
 
-One region-independent template per account (IAM is global). Three limits keep the role narrow:
+One region-independent template per account (IAM is global). Four limits keep the role narrow:
 
 * only Service Catalog may assume it, and it drives CloudFormation only on Service Catalog's
   stacks (``SC-<account>-pp-<id>``), reading templates only from Service Catalog's copies and
@@ -9,11 +9,23 @@ One region-independent template per account (IAM is global). Three limits keep t
 * every permission on the product's resources holds only in requests CloudFormation makes
   for a stack (``aws:CalledVia``), never in direct API calls with the role;
 * resources are scoped by the product's own names (``templates/names.py``), by the
-  ``SC-*`` names CloudFormation generates for unnamed resources, or at least to this account.
+  ``SC-*-<logical id>-*`` names CloudFormation generates for unnamed resources, or at least to
+  this account;
+* every role it creates or changes must carry the permissions boundary this template creates
+  (``<RoleName>-Boundary``; the product's ``PermissionsBoundaryArn`` parameter), so even a
+  template it was never meant to run cannot make a role that does more than the product's roles
+  (no IAM, no other services). It can never remove that boundary, nor change the boundary policy.
 
-``REQUIRED_ACTIONS`` maps every resource type of the product to the actions CloudFormation
-needs for it; tests/test_launch_role.py checks it against each type in dist/*.json, against
-the handler permissions cfn-lint ships for each type, and against the statements below.
+Residual risk: CloudFormation updates managed policies with CreatePolicyVersion, so the role may
+rewrite the product's SAGEMAKER_*_SCHEDULE/_LOGS and ECR_*_READ_WRITE_DELETE policies, which
+Grand Challenge's workers hold outside the stack (no boundary there). Only principals allowed to
+launch the product (the portfolio's principals) and only through CloudFormation (CalledVia)
+can use that; keep both lists short, and give the workers' roles a boundary of their own.
+
+``REQUIRED_ACTIONS`` (templates/launch_role_actions.py) maps every resource type of the product
+to the actions CloudFormation needs for it; tests/test_launch_role.py checks it against each type
+in dist/*.json, against the handler permissions cfn-lint ships for each type, and against the
+statements below.
 """
 
 import re
@@ -23,13 +35,25 @@ from awacs.aws import (
     Allow,
     ArnLike,
     Condition,
+    Deny,
     ForAnyValueStringEquals,
     PolicyDocument,
     Statement,
     StringEquals,
+    StringNotEquals,
 )
 from troposphere import GetAtt, Output, Parameter, Ref, Sub, Template, iam
 
+from .launch_role_actions import (
+    BOUNDARY_ACTIONS,
+    BOUNDARY_PREFIX_LIST_ACTIONS,
+    BOUNDARY_S3_ACTIONS,
+    BOUNDARY_SERVICES,
+    BOUNDARY_UNSCOPED_ACTIONS,
+    INVOKE_CUSTODIAN,
+    REQUIRED_ACTIONS,
+    TAG_EC2,
+)
 from .names import PATTERNS
 from .stack import trusted_by
 
@@ -47,242 +71,40 @@ MAX_ARTIFACT_BUCKET_PREFIX_LENGTH = 34
 
 # Service Catalog names each provisioned product's stack SC-<account>-pp-<provisioned product id>.
 STACK_NAME = "SC-${AWS::AccountId}-pp-*"
-# CloudFormation names unnamed resources <stack>-<logical id>-<suffix>, cut to the service's
-# length limit; only the start survives every cut.
-GENERATED_NAME = "SC-*"
+
+
+# CloudFormation names unnamed resources <stack>-<logical id>-<suffix>; when that exceeds the
+# service's limit it shortens the parts, so patterns keep only a logical id's first letters.
+def _generated(logical_id, keep=None):
+    return f"SC-*-{logical_id[:keep]}*" if keep else f"SC-*-{logical_id}-*"
+
+
+# The product's unnamed resources (logical ids in templates/custom_resources.py and network.py).
+CUSTODIAN_ROLE = _generated("CustodianRole")
+CUSTODIAN_FUNCTION = _generated("Custodian")
+CUSTODIAN_LOG_GROUP = _generated("CustodianLogGroup")
+CUSTODIAN_FAILURES_QUEUE = _generated("CustodianFailuresQueue")
+ACL_SYNC_RULE = _generated("S3NetworkAclDailySync", keep=6)  # 32 + 21 + 14 > 64: cut
+# Every role the product creates must carry this boundary (the product's PermissionsBoundaryArn).
+BOUNDARY_NAME = "${RoleName}-Boundary"
+BOUNDARY_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/" + BOUNDARY_NAME
+# Role changes that must name the boundary (all take the iam:PermissionsBoundary key).
+BOUNDED_ROLE_WRITES = (
+    "iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole", "iam:DeleteRole",
+)  # fmt: skip
 VIA_CLOUDFORMATION = ForAnyValueStringEquals("aws:CalledVia", "cloudformation.amazonaws.com")
 
 # Names in templates/names.py that no IAM resource ARN contains, and why.
 NAMES_NOT_IN_ARNS = {
     "stopped_jobs_dead_letter_queue": "under the stopped_jobs_queue pattern's trailing *",
+    "undeliverable_events_queue": "under the stopped_jobs_queue pattern's trailing *",
     "security_group": "EC2 ARNs carry the group id, not its name",
     "vpc_tag": "a tag value",
     "training_jobs_log_group": "Custom::TrainingJobsLogGroup: the custodian's role manages it",
     "logs_resource_policy": "CloudWatch Logs resource policies have no ARN",
     "training_job": "Grand Challenge starts training jobs, the stack does not",
-}
-
-# What CloudFormation needs for each resource type the product uses (and the queue types a
-# later issue adds): the handler permissions of each type minus UNNEEDED_HANDLER_PERMISSIONS.
-_TAG_EC2 = ("ec2:CreateTags", "ec2:DeleteTags")
-_INVOKE_CUSTODIAN = ("lambda:InvokeFunction",)  # CloudFormation invokes the ServiceToken
-REQUIRED_ACTIONS = {
-    "AWS::EC2::VPC": (
-        "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute",
-        "ec2:DescribeVpcs", "ec2:DescribeVpcEncryptionControls", "ec2:DescribeNetworkAcls",
-        "ec2:DescribeSecurityGroups", *_TAG_EC2,
-    ),
-    "AWS::EC2::Subnet": (
-        "ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:ModifySubnetAttribute",
-        "ec2:DescribeSubnets", "ec2:DescribeNetworkAcls", *_TAG_EC2,
-    ),
-    "AWS::EC2::RouteTable": (
-        "ec2:CreateRouteTable", "ec2:DeleteRouteTable", "ec2:DescribeRouteTables", *_TAG_EC2,
-    ),
-    "AWS::EC2::SubnetRouteTableAssociation": (
-        "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable",
-        "ec2:ReplaceRouteTableAssociation", "ec2:DescribeRouteTables", "ec2:DescribeSubnets",
-    ),
-    "AWS::EC2::NetworkAcl": (
-        "ec2:CreateNetworkAcl", "ec2:DeleteNetworkAcl", "ec2:DescribeNetworkAcls",
-        "ec2:DescribeTags", *_TAG_EC2,
-    ),
-    "AWS::EC2::SubnetNetworkAclAssociation": (
-        "ec2:ReplaceNetworkAclAssociation", "ec2:DescribeNetworkAcls",
-    ),
-    "AWS::EC2::SecurityGroup": (
-        "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:AuthorizeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupEgress", "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
-        "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", *_TAG_EC2,
-    ),
-    "AWS::EC2::VPCEndpoint": (
-        "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints",
-        "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
-        "ec2:DescribeSecurityGroups", *_TAG_EC2,
-    ),
-    "AWS::EC2::FlowLog": (
-        "ec2:CreateFlowLogs", "ec2:DeleteFlowLogs", "ec2:DescribeFlowLogs", "ec2:DescribeTags",
-        "autoscaling:DescribeTags", "logs:CreateLogDelivery", "logs:DeleteLogDelivery",
-        "s3:GetBucketPolicy", "s3:PutBucketPolicy", *_TAG_EC2,
-    ),
-    "AWS::ECR::Repository": (
-        "ecr:CreateRepository", "ecr:DeleteRepository", "ecr:DescribeRepositories",
-        "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability",
-        "ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy", "ecr:TagResource",
-        "ecr:UntagResource", "ecr:ListTagsForResource",
-    ),
-    "AWS::Events::Rule": (
-        "events:PutRule", "events:DeleteRule", "events:DescribeRule", "events:PutTargets",
-        "events:RemoveTargets", "events:ListTargetsByRule", "events:TagResource",
-        "events:UntagResource", "events:ListTagsForResource",
-    ),
-    "AWS::IAM::Role": (
-        "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:UpdateRole",
-        "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:TagRole",
-        "iam:UntagRole", "iam:ListRoleTags", "iam:ListRolePolicies",
-        "iam:ListAttachedRolePolicies", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
-        "iam:DetachRolePolicy",
-    ),
-    "AWS::IAM::Policy": ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
-    "AWS::IAM::ManagedPolicy": (
-        "iam:CreatePolicy", "iam:DeletePolicy", "iam:CreatePolicyVersion",
-        "iam:DeletePolicyVersion", "iam:GetPolicy", "iam:GetPolicyVersion",
-        "iam:ListPolicyVersions", "iam:ListEntitiesForPolicy", "iam:AttachRolePolicy",
-        "iam:DetachRolePolicy",
-    ),
-    "AWS::KMS::Key": (
-        "kms:CreateKey", "kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey",
-        "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:GetKeyRotationStatus",
-        "kms:EnableKey", "kms:DisableKey", "kms:UpdateKeyDescription", "kms:ScheduleKeyDeletion",
-        "kms:TagResource", "kms:UntagResource", "kms:ListResourceTags",
-    ),
-    "AWS::KMS::Alias": (
-        "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias", "kms:ListAliases",
-    ),
-    "AWS::Lambda::Function": (
-        "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:GetFunction",
-        "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
-        "lambda:GetFunctionCodeSigningConfig", "lambda:GetFunctionRecursionConfig",
-        "lambda:GetFunctionScalingConfig", "lambda:GetRuntimeManagementConfig",
-        "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags", "iam:PassRole",
-        "ec2:DescribeNetworkInterfaces",
-    ),
-    "AWS::Lambda::Permission": (
-        "lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy",
-    ),
-    "AWS::Logs::LogGroup": (
-        "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:DescribeLogGroups",
-        "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:AssociateKmsKey",
-        "logs:DisassociateKmsKey", "logs:GetDataProtectionPolicy", "logs:DescribeIndexPolicies",
-        "logs:DescribeResourcePolicies", "logs:TagResource", "logs:UntagResource",
-        "logs:ListTagsForResource",
-    ),
-    "AWS::Logs::ResourcePolicy": (
-        "logs:PutResourcePolicy", "logs:DeleteResourcePolicy", "logs:DescribeResourcePolicies",
-    ),
-    "AWS::S3::Bucket": (
-        "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:PutBucketOwnershipControls",
-        "s3:PutEncryptionConfiguration", "s3:PutBucketLogging", "s3:PutBucketVersioning",
-        "s3:PutAccelerateConfiguration", "s3:PutBucketPublicAccessBlock",
-        "s3:PutLifecycleConfiguration", "s3:PutBucketTagging", "s3:TagResource",
-        "s3:UntagResource", "s3:ListTagsForResource", "s3:GetBucketAcl",
-        "s3:GetAccelerateConfiguration", "s3:GetAnalyticsConfiguration", "s3:GetBucketAbac",
-        "s3:GetBucketCORS", "s3:GetBucketLogging", "s3:GetBucketMetadataTableConfiguration",
-        "s3:GetBucketNotification", "s3:GetBucketObjectLockConfiguration",
-        "s3:GetBucketOwnershipControls", "s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging",
-        "s3:GetBucketVersioning", "s3:GetBucketWebsite", "s3:GetEncryptionConfiguration",
-        "s3:GetIntelligentTieringConfiguration", "s3:GetInventoryConfiguration",
-        "s3:GetLifecycleConfiguration", "s3:GetMetricsConfiguration",
-        "s3:GetReplicationConfiguration",
-    ),
-    "AWS::S3::BucketPolicy": ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"),
-    "AWS::SQS::Queue": (
-        "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
-        "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue", "sqs:ListQueueTags",
-    ),
-    "AWS::SQS::QueuePolicy": ("sqs:SetQueueAttributes",),
-    "Custom::S3NetworkAclEntries": _INVOKE_CUSTODIAN,
-    "Custom::TrainingJobsLogGroup": _INVOKE_CUSTODIAN,
-    "Custom::VpcLockdown": _INVOKE_CUSTODIAN,
-    "Custom::NetworkInterfaceCleanup": _INVOKE_CUSTODIAN,
-    "Custom::EmptyBucket": _INVOKE_CUSTODIAN,
-}  # fmt: skip
-
-# Permissions the CloudFormation handlers of these types list that this product never needs.
-UNNEEDED_HANDLER_PERMISSIONS = {
-    "ec2:CreateVpcEncryptionControl": "the VPC sets no encryption control",
-    "ec2:ModifyVpcTenancy": "the VPC keeps default tenancy",
-    "ec2:AssociateSubnetCidrBlock": "subnets have no IPv6 CIDR",
-    "ec2:DisassociateSubnetCidrBlock": "subnets have no IPv6 CIDR",
-    "ec2:AuthorizeSecurityGroupIngress": "the jobs' security group has no ingress rules",
-    "ec2:RevokeSecurityGroupIngress": "the jobs' security group has no ingress rules",
-    "ec2:UpdateSecurityGroupRuleDescriptionsIngress": "no ingress rules",
-    "vpce:AllowMultiRegion": "the S3 endpoint is in the stack's own region",
-    "vpc-lattice:CreateServiceNetworkVpcEndpointAssociation": "a Gateway endpoint, no Lattice",
-    "vpc-lattice:DescribeServiceNetworkVpcEndpointAssociation": "a Gateway endpoint, no Lattice",
-    "iam:CreateServiceLinkedRole": "flow logs to S3 use no service-linked role",
-    "iam:PutRolePermissionsBoundary": "the product's roles have no permissions boundary",
-    "iam:DeleteRolePermissionsBoundary": "the product's roles have no permissions boundary",
-    "iam:AttachGroupPolicy": "the product attaches policies to roles only",
-    "iam:DetachGroupPolicy": "the product attaches policies to roles only",
-    "iam:AttachUserPolicy": "the product attaches policies to roles only",
-    "iam:DetachUserPolicy": "the product attaches policies to roles only",
-    "iam:GetGroupPolicy": "the only inline policy is on a role",
-    "iam:PutGroupPolicy": "the only inline policy is on a role",
-    "iam:DeleteGroupPolicy": "the only inline policy is on a role",
-    "iam:GetUserPolicy": "the only inline policy is on a role",
-    "iam:PutUserPolicy": "the only inline policy is on a role",
-    "iam:DeleteUserPolicy": "the only inline policy is on a role",
-    "ecr:PutLifecyclePolicy": "repositories set no lifecycle policy",
-    "ecr:DeleteLifecyclePolicy": "repositories set no lifecycle policy",
-    "ecr:SetRepositoryPolicy": "repositories set no repository policy",
-    "ecr:DeleteRepositoryPolicy": "repositories set no repository policy",
-    "kms:CreateGrant": "repositories and the function use no customer managed key",
-    "kms:RetireGrant": "repositories and the function use no customer managed key",
-    "kms:Encrypt": "the function uses no customer managed key",
-    "kms:Decrypt": "the function uses no customer managed key",
-    "kms:GenerateDataKey": "the function uses no customer managed key",
-    "lambda:AssociateRuntimeAlias": "no runtime alias",
-    "lambda:GetCodeSigningConfig": "no code signing",
-    "lambda:PutFunctionCodeSigningConfig": "no code signing",
-    "lambda:DeleteFunctionCodeSigningConfig": "no code signing",
-    "lambda:GetLayerVersion": "the function uses no layers",
-    "lambda:PassCapacityProvider": "no capacity provider",
-    "lambda:PutFunctionConcurrency": "no reserved concurrency",
-    "lambda:DeleteFunctionConcurrency": "no reserved concurrency",
-    "lambda:PutFunctionRecursionConfig": "recursive-loop detection stays at its default",
-    "lambda:PutFunctionScalingConfig": "no scaling configuration",
-    "lambda:PutRuntimeManagementConfig": "runtime updates stay automatic",
-    "lambda:PublishVersion": "no versions are published",
-    "s3:GetObject": "the function's code is inline (ZipFile), not in S3",
-    "s3:GetObjectVersion": "the function's code is inline (ZipFile), not in S3",
-    "s3files:ListMountTargets": "no file system is mounted",
-    "elasticfilesystem:DescribeMountTargets": "no file system is mounted",
-    "firehose:TagDeliveryStream": "log groups deliver to no Firehose stream",
-    "logs:PutBearerTokenAuthentication": "no bearer-token log ingestion",
-    "logs:PutDataProtectionPolicy": "log groups set no data protection policy",
-    "logs:DeleteDataProtectionPolicy": "log groups set no data protection policy",
-    "logs:PutIndexPolicy": "log groups set no field index policy",
-    "logs:DeleteIndexPolicy": "log groups set no field index policy",
-    "logs:PutLogGroupDeletionProtection": "log groups set no deletion protection",
-    "s3:REST.PUT.OBJECT": "not an IAM action",
-    "s3:DeleteBucketTagging": "not an IAM action: s3:PutBucketTagging authorizes it",
-    "s3:DeleteObject": "buckets are emptied by the custodian's role, not by CloudFormation",
-    "s3:PutObjectAcl": "ownership is BucketOwnerEnforced: ACLs are off",
-    "s3:PutBucketAcl": "ownership is BucketOwnerEnforced: ACLs are off",
-    "s3:PutBucketAbac": "no attribute-based access control on buckets",
-    "s3:PutAnalyticsConfiguration": "buckets set no such configuration",
-    "s3:PutBucketCORS": "buckets set no such configuration",
-    "s3:PutBucketNotification": "buckets set no such configuration",
-    "s3:PutBucketObjectLockConfiguration": "buckets set no such configuration",
-    "s3:PutBucketReplication": "buckets set no such configuration",
-    "s3:PutBucketWebsite": "buckets set no such configuration",
-    "s3:PutIntelligentTieringConfiguration": "buckets set no such configuration",
-    "s3:PutInventoryConfiguration": "buckets set no such configuration",
-    "s3:PutMetricsConfiguration": "buckets set no such configuration",
-    "s3:PutObjectLockConfiguration": "buckets set no such configuration",
-    "s3:PutReplicationConfiguration": "buckets set no such configuration",
-    "s3:CreateBucketMetadataTableConfiguration": "buckets set no such configuration",
-    "s3:UpdateBucketMetadataAnnotationTableConfiguration": "buckets set no such configuration",
-    "s3:UpdateBucketMetadataInventoryTableConfiguration": "buckets set no such configuration",
-    "s3:UpdateBucketMetadataJournalTableConfiguration": "buckets set no such configuration",
-    "s3:DeleteBucketMetadataTableConfiguration": "buckets set no such configuration",
-    "s3:DeleteBucketAnalyticsConfiguration": "buckets set no such configuration",
-    "s3:DeleteBucketCors": "buckets set no such configuration",
-    "s3:DeleteBucketMetricsConfiguration": "buckets set no such configuration",
-    "s3:DeleteBucketReplication": "buckets set no such configuration",
-    "s3:DeleteBucketWebsite": "buckets set no such configuration",
-    "s3:DeleteBucketEncryption": "encryption is always on",
-    "s3:DeleteBucketLifecycle": "the lifecycle rules are always set",
-    "s3tables:CreateNamespace": "no S3 table buckets",
-    "s3tables:CreateTable": "no S3 table buckets",
-    "s3tables:CreateTableBucket": "no S3 table buckets",
-    "s3tables:GetTable": "no S3 table buckets",
-    "s3tables:GetTableMetadataLocation": "no S3 table buckets",
-    "s3tables:PutTableBucketPolicy": "no S3 table buckets",
-    "s3tables:PutTableEncryption": "no S3 table buckets",
-    "s3tables:PutTablePolicy": "no S3 table buckets",
-    "s3tables:UpdateTableMetadataLocation": "no S3 table buckets",
 }
 
 
@@ -355,7 +177,9 @@ def _stack_statements():
         _statement(
             "ReadPublishedTemplates",
             ["s3:GetObject"],
-            [Sub("arn:${AWS::Partition}:s3:::${ArtifactBucketPrefix}-*/*")],
+            # Bucket names are global: the name and s3:ResourceAccount both pin this account.
+            [Sub("arn:${AWS::Partition}:s3:::${ArtifactBucketPrefix}-${AWS::AccountId}-*/*")],
+            StringEquals("s3:ResourceAccount", Sub("${AWS::AccountId}")),
             via_cloudformation=False,
         ),
     ]  # fmt: skip
@@ -363,35 +187,49 @@ def _stack_statements():
 
 def _identity_statements():
     execution_role = _role_arn(_pattern("execution_role"))
-    custodian_role = _role_arn(GENERATED_NAME)
+    custodian_role = _role_arn(CUSTODIAN_ROLE)
     product_policies = [
         _policy_arn(_pattern(key))
-        for key in ("execution_policy", "schedule_policy", "logs_policy", "ecr_policy")
-    ]
+        for key in (
+            "execution_policy", "schedule_policy", "logs_policy", "ecr_policy",
+            "consume_stopped_jobs_policy",
+        )
+    ]  # fmt: skip
+    bounded = StringEquals("iam:PermissionsBoundary", Sub(BOUNDARY_ARN))
     return [
         _statement(
-            "ManageProductRoles",
+            "ReadAndTagProductRoles",  # these actions take no iam:PermissionsBoundary key
             [
-                "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:UpdateRole",
-                "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:TagRole",
-                "iam:UntagRole", "iam:ListRoleTags", "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
+                "iam:GetRole", "iam:UpdateRoleDescription", "iam:TagRole", "iam:UntagRole",
+                "iam:ListRoleTags", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
+                "iam:GetRolePolicy",
             ],
             [execution_role, custodian_role],
         ),
         _statement(
-            "WriteCustodianInlinePolicy",
-            ["iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"],
-            [custodian_role],
-        ),
-        _statement(
-            "AttachOnlyProductPolicies",
-            ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            "ChangeOnlyBoundedProductRoles",
+            [
+                "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole",
+                "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary",
+            ],
             [execution_role, custodian_role],
-            ArnLike("iam:PolicyARN", product_policies),
+            bounded,
         ),
         _statement(
-            "ManageProductPolicies",
+            "WriteCustodianInlinePolicy",
+            ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+            [custodian_role],
+            bounded,
+        ),
+        _statement(
+            "AttachOnlyTheExecutionPolicy",  # the other policies are for Grand Challenge's workers
+            ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            [execution_role],
+            ArnLike("iam:PolicyARN", _policy_arn(_pattern("execution_policy"))),
+            bounded,
+        ),
+        _statement(
+            "ManageProductPolicies",  # CreatePolicyVersion: see the residual risk above
             [
                 "iam:CreatePolicy", "iam:DeletePolicy", "iam:CreatePolicyVersion",
                 "iam:DeletePolicyVersion", "iam:GetPolicy", "iam:GetPolicyVersion",
@@ -406,6 +244,34 @@ def _identity_statements():
             [custodian_role],
             StringEquals("iam:PassedToService", "lambda.amazonaws.com"),
             via_cloudformation=False,
+        ),
+    ]  # fmt: skip
+
+
+def _boundary_guards():
+    """Explicit denies: they hold even if someone attaches a broader policy to the role later."""
+    return [
+        Statement(
+            Sid="DenyRoleChangesWithoutTheBoundary",
+            Effect=Deny,
+            Action=_actions(BOUNDED_ROLE_WRITES),
+            Resource=["*"],
+            Condition=Condition(StringNotEquals("iam:PermissionsBoundary", Sub(BOUNDARY_ARN))),
+        ),
+        Statement(
+            Sid="DenyDroppingBoundaries",
+            Effect=Deny,
+            Action=_actions(["iam:DeleteRolePermissionsBoundary"]),
+            Resource=["*"],
+        ),
+        Statement(
+            Sid="DenyChangingTheBoundary",
+            Effect=Deny,
+            Action=_actions(
+                ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
+                 "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"]
+            ),
+            Resource=[Sub(BOUNDARY_ARN)],
         ),
     ]  # fmt: skip
 
@@ -447,7 +313,7 @@ def _network_statements():
                 "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress",
                 "ec2:UpdateSecurityGroupRuleDescriptionsEgress", "ec2:CreateVpcEndpoint",
                 "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:CreateFlowLogs",
-                "ec2:DeleteFlowLogs", *_TAG_EC2,
+                "ec2:DeleteFlowLogs", *TAG_EC2,
             ],
             [_arn("ec2", f"{kind}/*") for kind in ec2_types],
         ),
@@ -478,42 +344,18 @@ def _data_statements():
         _statement(
             "ManageStoppedJobsQueues",
             REQUIRED_ACTIONS["AWS::SQS::Queue"],
-            [_arn("sqs", f"{_pattern('stopped_jobs_queue')}*")],  # the queue and its -dlq
+            # The stopped-jobs queue with its -dlq and -undeliverable; the custodian's failures.
+            [
+                _arn("sqs", f"{_pattern('stopped_jobs_queue')}*"),
+                _arn("sqs", CUSTODIAN_FAILURES_QUEUE),
+            ],
         ),
     ]
 
 
-def _operations_statements():
-    log_groups = [
-        _arn("logs", f"log-group:{name}{suffix}")
-        for name in (_pattern("stopped_jobs_log_group"), GENERATED_NAME)  # custodian's: generated
-        for suffix in ("", ":*")
-    ]
+def _key_statements():
     keys = _arn("kms", "key/*")
-    rules = [
-        _arn("events", f"rule/{name}") for name in (_pattern("stopped_jobs_rule"), GENERATED_NAME)
-    ]
-    functions = [_arn("lambda", f"function:{GENERATED_NAME}")]  # the custodian's: generated
     return [
-        _statement(
-            "ManageProductLogGroups",
-            [
-                "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
-                "logs:DeleteRetentionPolicy", "logs:AssociateKmsKey", "logs:DisassociateKmsKey",
-                "logs:GetDataProtectionPolicy", "logs:TagResource", "logs:UntagResource",
-                "logs:ListTagsForResource",
-            ],
-            log_groups,
-        ),
-        _statement(
-            "ManageLogsResourcePolicies",
-            [
-                "logs:PutResourcePolicy", "logs:DeleteResourcePolicy",
-                "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-                "logs:DescribeIndexPolicies",
-            ],
-            ["*"],  # account-level resource policies and Describe* have no ARN
-        ),
         _statement(
             "CreateLogsKey",
             ["kms:CreateKey", "kms:TagResource"],
@@ -536,6 +378,47 @@ def _operations_statements():
             [_arn("kms", _pattern("kms_alias")), keys],
         ),
         _statement("ListKeyAliases", ["kms:ListAliases"], ["*"]),  # no resource-level permissions
+    ]  # fmt: skip
+
+
+def _operations_statements():
+    log_groups = [
+        _arn("logs", f"log-group:{name}{suffix}")
+        for name in (_pattern("stopped_jobs_log_group"), CUSTODIAN_LOG_GROUP)
+        for suffix in ("", ":*")
+    ]
+    rules = [
+        _arn("events", f"rule/{name}") for name in (_pattern("stopped_jobs_rule"), ACL_SYNC_RULE)
+    ]
+    functions = [_arn("lambda", f"function:{CUSTODIAN_FUNCTION}")]
+    return [
+        _statement(
+            "ManageProductLogGroups",
+            [
+                "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
+                "logs:DeleteRetentionPolicy", "logs:AssociateKmsKey", "logs:DisassociateKmsKey",
+                "logs:GetDataProtectionPolicy", "logs:TagResource", "logs:UntagResource",
+                "logs:ListTagsForResource",
+            ],
+            log_groups,
+        ),
+        _statement(
+            "ManageLogsResourcePolicies",
+            [
+                "logs:PutResourcePolicy", "logs:DeleteResourcePolicy",
+                "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+                "logs:DescribeIndexPolicies",
+            ],
+            ["*"],  # account-level resource policies and Describe* have no ARN
+        ),
+        _statement(
+            "ManageProductAlarms",
+            REQUIRED_ACTIONS["AWS::CloudWatch::Alarm"],
+            [
+                _arn("cloudwatch", f"alarm:{_pattern(key)}")
+                for key in ("undeliverable_events_alarm", "unprocessed_messages_alarm")
+            ],
+        ),
         _statement(
             "ManageProductRules",
             REQUIRED_ACTIONS["AWS::Events::Rule"],
@@ -550,7 +433,8 @@ def _operations_statements():
                 "lambda:GetFunctionScalingConfig", "lambda:GetRuntimeManagementConfig",
                 "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags",
                 "lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy",
-                *_INVOKE_CUSTODIAN,
+                *REQUIRED_ACTIONS["AWS::Lambda::EventInvokeConfig"],
+                *INVOKE_CUSTODIAN,
             ],
             functions,
         ),
@@ -559,12 +443,75 @@ def _operations_statements():
 
 POLICIES = {
     "StacksPolicy": ("Drive Service Catalog's stacks of this product", _stack_statements),
-    "IdentityPolicy": ("The product's IAM roles and policies", _identity_statements),
+    "IdentityPolicy": ("The product's IAM roles and policies",
+                       lambda: _identity_statements() + _boundary_guards()),
     "NetworkPolicy": ("The product's VPC and its parts", _network_statements),
     "DataPolicy": ("The product's buckets, repositories and queues", _data_statements),
-    "OperationsPolicy": ("The product's log groups, key, rules and custodian function",
-                         _operations_statements),
+    "OperationsPolicy": ("The product's log groups, key, alarms, rules and custodian function",
+                         lambda: _operations_statements() + _key_statements()),
 }  # fmt: skip
+
+
+def _boundary_statements():
+    """The most any role of the product may do, whatever its own policies say."""
+    return [
+        Statement(
+            Sid="ReadsWithoutResourceTypes",
+            Effect=Allow,
+            Action=_actions(BOUNDARY_UNSCOPED_ACTIONS),
+            Resource=["*"],
+        ),
+        Statement(
+            Sid="AwsManagedPrefixLists",
+            Effect=Allow,
+            Action=_actions(BOUNDARY_PREFIX_LIST_ACTIONS),
+            Resource=[Sub("arn:${AWS::Partition}:ec2:*:aws:prefix-list/*")],
+        ),
+        Statement(
+            Sid="InThisAccountOnly",
+            Effect=Allow,
+            Action=_actions(BOUNDARY_ACTIONS),
+            Resource=[Sub("arn:${AWS::Partition}:*:*:${AWS::AccountId}:*")],
+        ),
+        Statement(
+            Sid="ObjectsInThisAccountOnly",
+            Effect=Allow,
+            Action=_actions(BOUNDARY_S3_ACTIONS),
+            Resource=[Sub("arn:${AWS::Partition}:s3:::*")],
+            Condition=Condition(StringEquals("s3:ResourceAccount", Sub("${AWS::AccountId}"))),
+        ),
+        Statement(
+            Sid="DenyOtherServices",  # iam, sts, organizations, account, ...: never
+            Effect=Deny,
+            NotAction=_actions([f"{service}:*" for service in BOUNDARY_SERVICES]),
+            Resource=["*"],
+        ),
+    ]
+
+
+def _boundary(template):
+    return template.add_resource(
+        iam.ManagedPolicy(
+            "PermissionsBoundary",
+            ManagedPolicyName=Sub(BOUNDARY_NAME),
+            Description="Permissions boundary of every role the product's stacks create",
+            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=_boundary_statements()),
+        )
+    )
+
+
+def _add_outputs(template, role, boundary):
+    template.add_output(
+        Output("PermissionsBoundaryArn", Value=Ref(boundary),
+               Description="The product's PermissionsBoundaryArn parameter under Service Catalog")
+    )  # fmt: skip
+    template.add_output(
+        Output("LaunchRoleArn", Description="The launch role's ARN", Value=GetAtt(role, "Arn"))
+    )
+    template.add_output(
+        Output("LaunchRoleName", Description="The LAUNCH constraint's local role name",
+               Value=Ref(role))
+    )  # fmt: skip
 
 
 def build_launch_role_template(
@@ -615,11 +562,5 @@ def build_launch_role_template(
                 PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements()),
             )
         )
-    template.add_output(
-        Output("LaunchRoleArn", Description="The launch role's ARN", Value=GetAtt(role, "Arn"))
-    )
-    template.add_output(
-        Output("LaunchRoleName", Description="The LAUNCH constraint's local role name",
-               Value=Ref(role))
-    )  # fmt: skip
+    _add_outputs(template, role, _boundary(template))
     return template

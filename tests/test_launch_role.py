@@ -24,15 +24,13 @@ from templates.launch_role import (
     FILE_NAME,
     MAX_ARTIFACT_BUCKET_PREFIX_LENGTH,
     NAMES_NOT_IN_ARNS,
-    REQUIRED_ACTIONS,
-    UNNEEDED_HANDLER_PERMISSIONS,
     build_launch_role_template,
 )
+from templates.launch_role_actions import REQUIRED_ACTIONS, UNNEEDED_HANDLER_PERMISSIONS
 from templates.names import PATTERNS
-from tests.helpers import ROOT, SETTINGS, violations
+from tests.helpers import REGIONS, ROOT, SETTINGS, rendered, violations
 
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
-PRODUCT_FILES = sorted(path for path in (ROOT / "dist").glob("*.json") if path.name != FILE_NAME)
 ACCOUNT = "123456789012"
 STACK = f"SC-{ACCOUNT}-pp-abcdefghijklm"  # how Service Catalog names a provisioned product's stack
 SAMPLE = {
@@ -41,8 +39,12 @@ SAMPLE = {
     "AWS::StackName": STACK,
     "NamePrefix": "gc-prod",
     "ArtifactBucketPrefix": SETTINGS["publish"]["artifact_bucket_prefix"],
+    "RoleName": SETTINGS["publish"]["launch_role_name"],
 }
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/{SAMPLE['RoleName']}-Boundary"
 VIA_CLOUDFORMATION = {"aws:CalledVia": ["cloudformation.amazonaws.com"]}
+# What CloudFormation's requests for a product stack carry: the product sets the boundary.
+PRODUCT_REQUEST = {**VIA_CLOUDFORMATION, "iam:PermissionsBoundary": BOUNDARY}
 # Statements Service Catalog itself uses, outside CloudFormation's calls.
 STACK_STATEMENTS = {
     "ManageServiceCatalogStacks",
@@ -87,11 +89,6 @@ def template():
     return build_launch_role_template().to_dict()
 
 
-@cache
-def product(path):
-    return json.loads(path.read_text())
-
-
 def body():
     return json.dumps(template(), indent=2, sort_keys=True)
 
@@ -117,13 +114,26 @@ def resolve(value, variables=SAMPLE):
     return {key: resolve(item, variables) for key, item in value.items()}
 
 
-def statements():
-    """Every statement of the role's managed policies, Subs resolved, lists normalised."""
+def role_policies():
+    """The role's managed policies' documents, Subs resolved (not the boundary: no Roles)."""
+    return [
+        resolve(resource["Properties"]["PolicyDocument"])
+        for resource in template()["Resources"].values()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy" and resource["Properties"].get("Roles")
+    ]
+
+
+def boundary_policy():
+    return resolve(template()["Resources"]["PermissionsBoundary"]["Properties"]["PolicyDocument"])
+
+
+def statements(effect="Allow"):
+    """Every ``effect`` statement of the role's managed policies, lists normalised."""
     found = []
-    for resource in template()["Resources"].values():
-        if resource["Type"] != "AWS::IAM::ManagedPolicy":
-            continue
-        for statement in resolve(resource["Properties"]["PolicyDocument"])["Statement"]:
+    for document in role_policies():
+        for statement in document["Statement"]:
+            if statement["Effect"] != effect:
+                continue
             found.append(
                 {
                     **statement,
@@ -162,14 +172,13 @@ def granting_action(statement, action):
 
 def granting(action, resource, context=None, via_cloudformation=True):
     """Sids of the Allow statements that grant ``action`` on ``resource`` in a request with the
-    ``context`` keys, made by CloudFormation for a stack or (``via_cloudformation=False``)
-    directly with the role."""
-    context = {**(VIA_CLOUDFORMATION if via_cloudformation else {}), **(context or {})}
+    ``context`` keys, made by CloudFormation for a product stack or (``via_cloudformation=False``)
+    directly with the role. Explicit denies: see the iam-simulate tests."""
+    context = {**(PRODUCT_REQUEST if via_cloudformation else {}), **(context or {})}
     return [
         statement["Sid"]
         for statement in statements()
-        if statement["Effect"] == "Allow"
-        and granting_action(statement, action)
+        if granting_action(statement, action)
         and any(fnmatch.fnmatchcase(resource, r) for r in statement["Resource"])
         and _condition_holds(statement.get("Condition", {}), context)
     ]
@@ -178,8 +187,8 @@ def granting(action, resource, context=None, via_cloudformation=True):
 def product_types():
     return {
         resource["Type"]
-        for path in PRODUCT_FILES
-        for resource in product(path)["Resources"].values()
+        for region in REGIONS
+        for resource in rendered(region)["Resources"].values()
     }
 
 
@@ -200,10 +209,10 @@ def arn_of(logical_id, resource, region):
     return arn_format.format(account=ACCOUNT, region=region, name=name)
 
 
-def referenced_arn(reference, path, region):
+def referenced_arn(reference, region):
     """ARN of the resource a ``Ref``/``Fn::GetAtt`` points at, in the same product template."""
     logical_id = reference.get("Ref") or reference.get("Fn::GetAtt", [None])[0]
-    resource = product(path)["Resources"][logical_id]
+    resource = rendered(region)["Resources"][logical_id]
     return arn_of(logical_id, resource, region)
 
 
@@ -325,7 +334,10 @@ def test_stacks_are_only_service_catalogs():
 
 def test_templates_are_read_only_from_service_catalog_and_the_publisher():
     published = f"arn:aws:s3:::{SAMPLE['ArtifactBucketPrefix']}-{ACCOUNT}-eu-west-1/v1.json"
-    assert granting("s3:GetObject", published, via_cloudformation=False)
+    ours = {"s3:ResourceAccount": ACCOUNT}
+    assert granting("s3:GetObject", published, ours, via_cloudformation=False)
+    # A bucket of that name in another account (bucket names are first come, first served).
+    assert not granting("s3:GetObject", published, {"s3:ResourceAccount": "210987654321"})
     tagged = {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}
     assert granting("s3:GetObject", "arn:aws:s3:::cf-templates-xyz/t.json", tagged)
     assert not granting("s3:GetObject", "arn:aws:s3:::some-data-bucket/secret.csv", {})
@@ -386,7 +398,6 @@ def uncovered_types(types, mapping=REQUIRED_ACTIONS):
 
 
 def test_every_product_resource_type_is_mapped_to_actions():
-    assert PRODUCT_FILES, "dist/ holds no product templates: run `python build.py`"
     missing = uncovered_types(product_types())
     assert missing == [], f"add {missing} to REQUIRED_ACTIONS in templates/launch_role.py"
     assert uncovered_types({"AWS::RDS::DBInstance"}) == ["AWS::RDS::DBInstance"]
@@ -434,13 +445,13 @@ def test_every_product_name_is_in_an_arn_or_explained():
         assert wildcard in text or key in NAMES_NOT_IN_ARNS, f"{key}: scope it or explain why not"
 
 
-@pytest.mark.parametrize("path", PRODUCT_FILES, ids=lambda path: path.name)
-def test_every_named_product_resource_falls_under_its_grants(path):
+@pytest.mark.parametrize("region", REGIONS)
+def test_every_named_product_resource_falls_under_its_grants(region):
     checked = 0
-    for logical_id, resource in product(path)["Resources"].items():
+    for logical_id, resource in rendered(region)["Resources"].items():
         if resource["Type"] not in NAMED:
             continue
-        arn = arn_of(logical_id, resource, path.stem)
+        arn = arn_of(logical_id, resource, region)
         for action in NAMED[resource["Type"]][3]:
             assert granting(action, arn), f"{logical_id}: {action} on {arn}"
         checked += 1
@@ -450,28 +461,25 @@ def test_every_named_product_resource_falls_under_its_grants(path):
     assert not granting("logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/x")
 
 
-@pytest.mark.parametrize("path", PRODUCT_FILES, ids=lambda path: path.name)
-def test_policies_attach_roles_pass_and_custom_resources_invoke_as_the_product_needs(path):
-    region = path.stem
-    resources = product(path)["Resources"]
+@pytest.mark.parametrize("region", REGIONS)
+def test_policies_attach_roles_pass_and_custom_resources_invoke_as_the_product_needs(region):
+    resources = rendered(region)["Resources"]
     for logical_id, resource in resources.items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::IAM::ManagedPolicy":
             policy = arn_of(logical_id, resource, region)
             for role in properties.get("Roles", []):
-                role_arn = referenced_arn(role, path, region)
+                role_arn = referenced_arn(role, region)
                 assert granting("iam:AttachRolePolicy", role_arn, {"iam:PolicyARN": policy})
                 assert granting("iam:DetachRolePolicy", role_arn, {"iam:PolicyARN": policy})
         if resource["Type"] == "AWS::IAM::Policy":
             for role in properties["Roles"]:
-                assert granting("iam:PutRolePolicy", referenced_arn(role, path, region))
+                assert granting("iam:PutRolePolicy", referenced_arn(role, region))
         if resource["Type"] == "AWS::Lambda::Function":
-            role_arn = referenced_arn(properties["Role"], path, region)
+            role_arn = referenced_arn(properties["Role"], region)
             to_lambda = {"iam:PassedToService": "lambda.amazonaws.com"}
             assert granting("iam:PassRole", role_arn, to_lambda), logical_id
         if resource["Type"].startswith("Custom::"):
             function = properties["ServiceToken"]["Fn::GetAtt"][0]
             assert resources[function]["Type"] == "AWS::Lambda::Function", logical_id
-            assert granting(
-                "lambda:InvokeFunction", referenced_arn({"Ref": function}, path, region)
-            )
+            assert granting("lambda:InvokeFunction", referenced_arn({"Ref": function}, region))
