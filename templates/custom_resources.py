@@ -10,7 +10,7 @@ from awacs.aws import Action, Allow, ArnEquals, Condition, PolicyDocument, Princ
 from troposphere import GetAtt, Output, Ref, awslambda, cloudformation, cloudwatch, iam, logs, sqs
 
 from .inline import inline_source
-from .stack import Stack, trusted_by
+from .stack import Stack, permissions_boundary, trusted_by
 
 RUNTIME = "python3.12"
 FUNCTION_LOG_RETENTION_DAYS = 90
@@ -100,6 +100,7 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
         iam.Role(
             f"{CUSTODIAN}Role",
             AssumeRolePolicyDocument=trusted_by("lambda.amazonaws.com"),
+            PermissionsBoundary=permissions_boundary(stack),
         )
     )
     function = template.add_resource(

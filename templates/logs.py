@@ -176,7 +176,8 @@ def _allow_owning_training_jobs_group(stack: Stack):
             Sid="FindLogGroups",
             Effect=Allow,
             Action=[Action("logs", "DescribeLogGroups")],
-            Resource=[arn("logs", "log-group:*")],  # DescribeLogGroups is scoped to all groups
+            # The service authorization reference lists DescribeLogGroups with no resource type.
+            Resource=["*"],
         ),
     )
     allow_custodian(

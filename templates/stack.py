@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from awacs import sts
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
-from troposphere import Parameter, Sub, Template
+from troposphere import Equals, If, Not, NoValue, Parameter, Ref, Sub, Template
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,29 @@ def trusted_by(service_principal):
 def arn(service, resource, region="${AWS::Region}", account="${AWS::AccountId}"):
     """An ARN in the stack's partition: ``arn(...)`` never hard-codes ``arn:aws:``."""
     return Sub(f"arn:${{AWS::Partition}}:{service}:{region}:{account}:{resource}")
+
+
+PERMISSIONS_GROUP = "Permissions"
+PERMISSIONS_BOUNDARY_PATTERN = r"^$|^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$"
+
+
+def permissions_boundary(stack: Stack):
+    """``PermissionsBoundary`` for every role the stack creates: the launch-role stack's boundary
+    when launched through Service Catalog (its launch role may only create roles carrying it),
+    none when the parameter is empty (a stand-alone ``aws cloudformation deploy``)."""
+    if "PermissionsBoundaryArn" not in stack.template.parameters:
+        stack.add_parameter(
+            "PermissionsBoundaryArn",
+            PERMISSIONS_GROUP,
+            "Permissions boundary for the stack's roles (empty: none)",
+            Type="String",
+            Default="",
+            AllowedPattern=PERMISSIONS_BOUNDARY_PATTERN,
+            ConstraintDescription="must be empty or an IAM policy ARN",
+            Description="Launching from Service Catalog: the PermissionsBoundaryArn output of "
+            "the launch-role stack. Deploying stand-alone: leave empty.",
+        )
+        stack.template.add_condition(
+            "HasPermissionsBoundary", Not(Equals(Ref("PermissionsBoundaryArn"), ""))
+        )
+    return If("HasPermissionsBoundary", Ref("PermissionsBoundaryArn"), NoValue)

@@ -82,7 +82,9 @@ def add_logs_bucket(stack: Stack):
         ("CKV_AWS_18", "This is the logs bucket; logging it into itself would loop"),
         ("CKV_AWS_21", "Logs are written once and expire; versions would only keep deleted logs"),
     )
-    emptier = add_emptier(stack, bucket, "logs_bucket", condition="CreateLogsBucket")
+    emptier = add_emptier(
+        stack, bucket, "logs_bucket", condition="CreateLogsBucket", delete_bucket=True
+    )
     created_name = GetAtt(emptier, "BucketName")
     created_arn = Sub("arn:${AWS::Partition}:s3:::${Name}", Name=created_name)
     source_account = {"aws:SourceAccount": Ref("AWS::AccountId")}
@@ -176,13 +178,16 @@ def _public_access_blocked():
     )
 
 
-def add_emptier(stack: Stack, bucket, name_key, condition=None):
+def add_emptier(stack: Stack, bucket, name_key, condition=None, delete_bucket=False):
     """A custom resource that empties ``bucket`` when the stack deletes it (one per bucket).
 
     It refers to the bucket, so CloudFormation deletes it, and so empties the bucket, before
     deleting the bucket itself. The custodian may list and delete in this bucket only (its
-    ARN is built from the name, so the grant holds whether or not the bucket is created)."""
+    ARN is built from the name, so the grant holds whether or not the bucket is created).
+    With ``delete_bucket`` the emptier also deletes the bucket right after emptying it, so late
+    log deliveries cannot make CloudFormation's own DeleteBucket fail."""
     bucket_arn = Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[name_key]}")
+    deletes_bucket = [Action("s3", "DeleteBucket")] if delete_bucket else []
     allow_custodian(
         stack,
         Statement(
@@ -196,6 +201,7 @@ def add_emptier(stack: Stack, bucket, name_key, condition=None):
                 Action("s3", "DeleteObject"),
                 Action("s3", "DeleteObjectVersion"),
                 Action("s3", "AbortMultipartUpload"),
+                *deletes_bucket,
             ],
             Resource=[bucket_arn, Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[name_key]}/*")],
         ),
@@ -220,6 +226,7 @@ def add_emptier(stack: Stack, bucket, name_key, condition=None):
         EMPTIER_SERVICE_TIMEOUT,
         condition=condition,
         BucketName=Ref(bucket),
+        **({"DeleteBucket": "true"} if delete_bucket else {}),
     )
 
 

@@ -125,7 +125,8 @@ def test_watchdog_asks_on_deadline_to_hand_off(cfn_responses, on_deadline, expec
     event, context = make_event("Delete", cfn_responses.url), FakeContext(MARGIN_MS + 100)
     run(event, context, {"Delete": Operation(release=release)}, on_deadline=deadline)
 
-    assert asked == [(event, context)]
+    ((asked_event, invocation),) = asked
+    assert asked_event is event and invocation.context is context
     if expected is None:
         time.sleep(0.1)
         assert cfn_responses.requests == []  # the new invocation will answer
@@ -228,3 +229,195 @@ def test_send_response_retries_then_raises_when_nobody_listens():
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/response"
     with pytest.raises(OSError):
         send_response(make_event("Create", url), "SUCCESS", physical_id="p")
+
+
+@pytest.mark.parametrize("outcome", ["answer", "hand-off"])
+def test_run_returns_only_once_the_watchdog_has_answered(cfn_responses, outcome):
+    """The operation finishes just after the watchdog took over: run() must not return (Lambda
+    would freeze the sandbox) before the watchdog's FAILED, or its hand-off, is done."""
+    deadline_started, run_returned, handed_off = threading.Event(), threading.Event(), []
+
+    def on_deadline(event, context):
+        deadline_started.set()
+        run_returned.wait(1)  # an early-returning run() would get here first
+        handed_off.append(outcome == "hand-off")
+        return HANDED_OFF if outcome == "hand-off" else None
+
+    def operation(event, context):
+        deadline_started.wait(5)
+        return "physical-1", {}
+
+    seen_at_return = []
+
+    def invoke():
+        run(
+            make_event("Create", cfn_responses.url),
+            FakeContext(remaining_ms=MARGIN_MS + 100),
+            {"Create": operation},
+            on_deadline=on_deadline,
+        )
+        seen_at_return.append((len(cfn_responses.requests), list(handed_off)))
+        run_returned.set()
+
+    worker = threading.Thread(target=invoke)
+    worker.start()
+    worker.join(10)
+
+    if outcome == "answer":
+        assert seen_at_return == [(1, [False])]
+        body = cfn_responses.only_body()
+        assert (body["Status"], body["Reason"]) == (
+            "FAILED",
+            "Timed out before the operation finished",
+        )
+    else:
+        assert seen_at_return == [(0, [True])] and cfn_responses.requests == []
+
+
+def test_the_operation_sees_the_watchdog_take_over_and_changes_nothing(cfn_responses):
+    """A Create answered FAILED by the watchdog must not go on to create the thing."""
+    created, outcome = [], []
+
+    def create(event, context):
+        assert not context.cancelled.is_set()
+        custom_resource.raise_if_cancelled(context)  # not yet: no exception
+        assert context.cancelled.wait(5)  # a long wait, cut short by the watchdog
+        try:
+            custom_resource.raise_if_cancelled(context)
+            created.append("vpc-1")
+        except custom_resource.CancelledError as error:
+            outcome.append(str(error))
+            raise
+        return "vpc-1", {}
+
+    run(make_event("Create", cfn_responses.url), FakeContext(MARGIN_MS + 100), {"Create": create})
+
+    body = cfn_responses.only_body()
+    assert (body["Status"], body["Reason"]) == ("FAILED", "Timed out before the operation finished")
+    assert body["PhysicalResourceId"].startswith(custom_resource.FAILED_CREATE_PREFIX)
+    assert created == [] and outcome == ["the watchdog has already answered"]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("300", 300),  # as CloudFormation sends it
+        (300, 300),
+        ("1200.0", 1200),
+        (None, None),
+        ("", None),
+        ("0", None),
+        ("-5", None),
+        ("nan", None),
+        ("soon", None),
+        ([300], None),
+    ],
+)
+def test_service_timeout_is_read_from_the_resource_properties(value, seconds):
+    properties = {} if value is None else {"ServiceTimeout": value}
+    event = make_event("Create", "http://127.0.0.1:9/", properties)
+    assert custom_resource.service_timeout_seconds(event) == seconds
+    assert custom_resource.service_timeout_seconds({"ResourceProperties": "x"}) is None
+
+
+@pytest.mark.parametrize(
+    ("service_timeout", "lambda_ms", "expected_ms"),
+    [
+        ("300", 880_000, 300_000),  # the resource times out long before the Lambda
+        ("3600", 880_000, 880_000),
+        (None, 880_000, 880_000),
+        ("junk", 880_000, 880_000),
+    ],
+)
+def test_operations_see_the_earlier_of_lambda_and_service_timeout(
+    cfn_responses, service_timeout, lambda_ms, expected_ms
+):
+    seen = []
+
+    def operation(event, context):
+        seen.append(
+            (
+                context.get_remaining_time_in_millis(),
+                custom_resource.deadline_ms_left(context),
+                context.invoked_function_arn,  # Lambda's context attributes pass through
+            )
+        )
+        return "p", {}
+
+    properties = {} if service_timeout is None else {"ServiceTimeout": service_timeout}
+    context = FakeContext(remaining_ms=lambda_ms)
+    run(make_event("Create", cfn_responses.url, properties), context, {"Create": operation})
+
+    ((remaining, before_watchdog, arn),) = seen
+    assert expected_ms - 1000 < remaining <= expected_ms
+    assert before_watchdog == remaining - MARGIN_MS and arn == context.invoked_function_arn
+    assert cfn_responses.only_body()["Status"] == "SUCCESS"
+
+
+def test_watchdog_fires_before_a_short_service_timeout(cfn_responses):
+    """ServiceTimeout 21 s, Lambda 300 s left: the watchdog answers 1 s in, not at 280 s."""
+    release = threading.Event()
+    worker = threading.Thread(
+        target=run,
+        args=(
+            make_event("Create", cfn_responses.url, {"ServiceTimeout": "21"}),
+            FakeContext(remaining_ms=300_000),
+            {"Create": Operation(release=release)},
+        ),
+    )
+    started = time.monotonic()
+    worker.start()
+
+    assert wait_for(lambda: cfn_responses.requests, seconds=10)
+    assert 0.9 < time.monotonic() - started < 10
+    release.set()
+    worker.join(5)
+    body = cfn_responses.only_body()
+    assert (body["Status"], body["Reason"]) == ("FAILED", "Timed out before the operation finished")
+
+
+def test_a_plain_lambda_context_is_never_cancelled():
+    context = FakeContext(remaining_ms=MARGIN_MS + 5)
+    assert not custom_resource.is_cancelled(context)
+    custom_resource.raise_if_cancelled(context)
+    assert custom_resource.deadline_ms_left(context) == 5
+
+
+def test_the_remaining_time_follows_the_lambda_contexts_clock(cfn_responses):
+    """The ServiceTimeout only moves the end earlier; the time source stays Lambda's context
+    (so a context running on a simulated clock is followed, not the wall clock)."""
+    context, seen = FakeContext(remaining_ms=880_000), []
+
+    def operation(event, invocation):
+        seen.append(invocation.get_remaining_time_in_millis())
+        context._remaining_ms -= 100_000  # 100 s pass on the context's clock
+        seen.append(invocation.get_remaining_time_in_millis())
+        context._remaining_ms = 1_000
+        seen.append(invocation.get_remaining_time_in_millis())
+        return "p", {}
+
+    event = make_event("Create", cfn_responses.url, {"ServiceTimeout": "300"})
+    run(event, context, {"Create": operation})
+
+    assert seen == [300_000, 200_000, 0]
+
+
+def test_a_huge_hand_off_error_is_truncated_in_the_watchdogs_answer(cfn_responses):
+    release = threading.Event()
+
+    def on_deadline(event, context):
+        release.set()
+        raise RuntimeError("\x01\u00e9" * 20_000)
+
+    run(
+        make_event("Delete", cfn_responses.url),
+        FakeContext(MARGIN_MS + 100),
+        {"Delete": Operation(release=release)},
+        on_deadline=on_deadline,
+    )
+
+    (request,) = cfn_responses.requests
+    reason = request["body"]["Reason"]
+    assert request["size"] < 4096 and reason.endswith("...")
+    assert reason.startswith("Timed out; hand-off failed: \x01\u00e9")
+    assert len(json.dumps(reason)) - 2 <= custom_resource.MAX_REASON_BYTES

@@ -324,3 +324,16 @@ def test_the_daily_sync_rule_dead_letters_into_the_failures_queue():
     assert statement["Condition"] == {
         "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["S3NetworkAclDailySync", "Arn"]}}
     }
+
+
+def test_only_the_logs_bucket_is_deleted_by_its_emptier():
+    """Late access-log deliveries land only in the logs bucket: its emptier deletes it right
+    after emptying; the I/O buckets are left to CloudFormation."""
+    assert RESOURCES["EmptyLogsBucket"]["Properties"]["DeleteBucket"] == "true"
+    for logical_id in ("EmptyInputsBucket", "EmptyOutputsBucket"):
+        assert "DeleteBucket" not in RESOURCES[logical_id]["Properties"]
+    statements = custodian_statements()
+    may_delete_buckets = [
+        sid for sid, s in statements.items() if "s3:DeleteBucket" in json.dumps(s["Action"])
+    ]
+    assert may_delete_buckets == ["EmptyLogsBucket"]

@@ -3,6 +3,29 @@
 Handlers import it with ``from .custom_resource import ...``; at build time the
 inliner replaces that import with this module's body, so the Lambda is one
 self-contained ``index.py`` (standard library + boto3 only).
+
+Contract for operations (``run(event, context, operations, on_deadline)``):
+
+- ``operations[RequestType](event, invocation)`` returns ``(physical_id, data)`` for SUCCESS
+  or ``HANDED_OFF`` (it re-invoked the function, which will answer); an exception is FAILED.
+- ``invocation`` stands in for Lambda's context (its attributes pass through) and its
+  ``get_remaining_time_in_millis()`` counts down, on Lambda's clock, to the *invocation's
+  end*: the earlier of Lambda's timeout and the resource's ``ServiceTimeout`` counted from
+  this invocation's start (CloudFormation sends it in ResourceProperties as a string; absent
+  or not a positive number: Lambda's timeout only). ``deadline_ms_left(invocation)`` is what
+  is left before the watchdog answers, ``WATCHDOG_MARGIN_SECONDS`` before that end. Both
+  helpers below also accept a plain Lambda context (never cancelled).
+- At that moment the watchdog sets ``invocation.cancelled`` (a ``threading.Event``), then asks
+  ``on_deadline(event, invocation)`` to hand off: it returns ``HANDED_OFF`` only once
+  ``lambda.invoke`` has succeeded; ``None`` or an exception makes the watchdog answer FAILED.
+  From then on the operation's own result or exception is discarded (and logged). So an
+  operation that waits or works in steps calls ``raise_if_cancelled(invocation)`` (raises
+  ``CancelledError``) before each change it makes, or checks ``is_cancelled(invocation)``:
+  else a Create answered FAILED (CloudFormation's Delete then carries ``failed-create-...``
+  and is a no-op) could still create something nobody deletes. ``cancelled.wait(seconds)``
+  is a sleep the watchdog cuts short.
+- ``run`` returns only once whichever path owns the answer has sent it (or handed off):
+  Lambda freezes the sandbox on return, which would strand an answer on another thread.
 """
 
 import json
@@ -17,7 +40,7 @@ FAILED_CREATE_PREFIX = "failed-create-"
 # A response body must stay under 4,096 bytes; the reason is the only open-ended field,
 # measured as sent (JSON-escaped).
 MAX_REASON_BYTES = 1000
-# Seconds before the Lambda deadline at which the watchdog answers (or hands off).
+# Seconds before the invocation's end at which the watchdog answers (or hands off).
 WATCHDOG_MARGIN_SECONDS = 20
 REQUIRED_KEYS = ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
 
@@ -30,6 +53,10 @@ class HandedOff:
 
 
 HANDED_OFF = HandedOff()
+
+
+class CancelledError(Exception):
+    """The watchdog has answered (or handed off): the operation must change nothing more."""
 
 
 def truncate_reason(reason):
@@ -77,57 +104,106 @@ def send_response(event, status, reason="", physical_id=None, data=None):
     raise last_error
 
 
+def service_timeout_seconds(event):
+    """The resource's ServiceTimeout (CloudFormation sends it as a string), or None."""
+    try:
+        seconds = float(event["ResourceProperties"]["ServiceTimeout"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None  # not NaN either
+
+
+def deadline_ms_left(context):
+    """Milliseconds before the watchdog answers (negative: it has)."""
+    return context.get_remaining_time_in_millis() - WATCHDOG_MARGIN_SECONDS * 1000
+
+
+def is_cancelled(context):
+    """Whether the watchdog has taken over the answer (False for a plain Lambda context)."""
+    cancelled = getattr(context, "cancelled", None)
+    return cancelled is not None and cancelled.is_set()
+
+
+def raise_if_cancelled(context):
+    if is_cancelled(context):
+        raise CancelledError("the watchdog has already answered")
+
+
 class Invocation:
-    """One invocation: answers CloudFormation exactly once, whoever finishes first."""
+    """One invocation: answers CloudFormation exactly once, whoever finishes first (the
+    operation or the watchdog); operations get it as their context."""
 
     def __init__(self, event, context, on_deadline=None):
-        self.event = event
-        self.context = context
-        self.on_deadline = on_deadline
+        self.context = context  # first: attribute look-ups fall through to it
+        self.event, self.on_deadline = event, on_deadline
         self._lock = threading.Lock()
-        self.finished = False
+        self.finished = False  # someone owns the answer
+        self.cancelled = threading.Event()  # the watchdog owns it
+        self.answered = threading.Event()  # the owner has sent it (or handed off)
         self._timer = None
+        # The ServiceTimeout's end, as milliseconds before Lambda's (whose clock stays the one
+        # time source: a test or benchmark may run it faster).
+        self.cut_ms = 0
+        timeout = service_timeout_seconds(event)
+        if context and timeout:
+            self.cut_ms = max(context.get_remaining_time_in_millis() - timeout * 1000, 0)
+
+    def __getattr__(self, name):
+        return getattr(self.context, name)
+
+    def get_remaining_time_in_millis(self):
+        remaining = self.context.get_remaining_time_in_millis() if self.context else 0
+        return max(int(remaining - self.cut_ms), 0)
+
+    def _claim(self):
+        with self._lock:
+            won, self.finished = not self.finished, True
+        return won
 
     def finish(self, status, reason="", physical_id=None, data=None):
-        """Answer unless someone already did; returns whether this call answered."""
-        with self._lock:
-            if self.finished:
-                return False
-            self.finished = True
-        if self._timer:
-            self._timer.cancel()
-        if status is not None:
-            send_response(self.event, status, reason, physical_id, data)
+        """Answer unless the watchdog owns the answer: then wait until it has gone out.
+        Returns whether this call answered."""
+        if not self._claim():
+            logger.warning("watchdog answered; discarding %s %s %s", status, physical_id, reason)
+            self.answered.wait()
+            return False
+        try:
+            if self._timer:
+                self._timer.cancel()
+            if status is not None:
+                send_response(self.event, status, reason, physical_id, data)
+        finally:
+            self.answered.set()
         return True
 
     def start_watchdog(self):
-        remaining_ms = self.context.get_remaining_time_in_millis() if self.context else 0
-        delay = max(remaining_ms / 1000 - WATCHDOG_MARGIN_SECONDS, 0)
+        delay = max(deadline_ms_left(self) / 1000, 0)
         self._timer = threading.Timer(delay, self._deadline)
         self._timer.daemon = True
         self._timer.start()
 
     def _deadline(self):
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-        try:
-            if self.on_deadline and self.on_deadline(self.event, self.context) is HANDED_OFF:
-                return
-        except Exception as error:
-            logger.exception("hand-off failed")
-            send_response(self.event, FAILED, f"Timed out; hand-off failed: {error}")
+        if not self._claim():
             return
-        send_response(self.event, FAILED, "Timed out before the operation finished")
+        self.cancelled.set()
+        try:
+            reason = "Timed out before the operation finished"
+            try:
+                if self.on_deadline and self.on_deadline(self.event, self) is HANDED_OFF:
+                    return
+            except Exception as error:
+                logger.exception("hand-off failed")
+                reason = f"Timed out; hand-off failed: {error}"
+            send_response(self.event, FAILED, reason)
+        except Exception:
+            logger.exception("could not answer")
+        finally:
+            self.answered.set()
 
 
 def run(event, context, operations, on_deadline=None):
-    """Dispatch ``event`` to ``operations[RequestType]`` and always answer.
-
-    An operation returns ``(physical_id, data)`` for SUCCESS, or ``HANDED_OFF`` when it
-    re-invoked the function to continue; any exception becomes FAILED with its message.
-    """
+    """Dispatch ``event`` to ``operations[RequestType]`` and always answer (see the module
+    docstring for the contract)."""
     if not isinstance(event, dict) or not event.get("ResponseURL"):
         logger.error("no ResponseURL, cannot answer: %r", event)
         return
@@ -144,7 +220,7 @@ def run(event, context, operations, on_deadline=None):
         return
     invocation.start_watchdog()
     try:
-        result = operation(event, context)
+        result = operation(event, invocation)
     except Exception as error:
         logger.exception("operation failed")
         invocation.finish(FAILED, f"{type(error).__name__}: {error}")
