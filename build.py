@@ -4,12 +4,17 @@
     python build.py --check              fail if dist/ is not what the sources render
     python build.py outputs --stack gc   print a deployed stack's Grand Challenge settings
     python build.py publish --dry-run    plan the Service Catalog publication
+    python build.py diff HEAD~1 dist/eu-central-1.json   preview an update (exit 3: data at risk)
+    python build.py migrate --tfstate state.json   move a Terraform module deployment here
 
-Bad input (unknown region, malformed params file, unwritable dist/) prints one line on
-stderr and exits 2 without touching dist/; lint errors or warnings exit 1.
+Each template's line is printed as soon as it is rendered and linted; dist/ (and the README's
+diagram, which only the default dist/ updates) is written once all are. Bad input (unknown
+region, malformed params file, unwritable dist/, a publish.py that cannot be imported) prints
+one line on stderr and exits 2 without touching dist/; lint errors or warnings exit 1.
 """
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -18,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -74,9 +79,11 @@ def known_regions():
 
 def select_regions(settings, wanted):
     regions = settings["regions"]
-    if not wanted:
+    if wanted is None:
         return sorted(regions)
     chosen = [r.strip() for r in wanted.split(",") if r.strip()]
+    if not chosen:
+        raise BadInputError(f"--regions {wanted!r} names no region, e.g. eu-central-1,eu-west-1")
     unknown = [r for r in chosen if r not in regions]
     if unknown:
         raise BadInputError(f"region {unknown[0]!r} is not a target region in the settings file")
@@ -119,34 +126,45 @@ def lint(region, body):
     return [f"{m.rule.id} {m.message} ({m.path_string})" for m in matches]
 
 
-def _render_and_lint(job):
-    file_name, lint_region, render_function, render_args, run_lint = job
-    body = render_function(*render_args)
-    return file_name, body, lint(lint_region, body) if run_lint else None
-
-
-def render_all(settings, regions, run_lint=True):
+def render_all(settings, regions, run_lint=True, on_done=None):
     """{file name: (bytes, lint findings or None)}: one template per region plus the launch
-    role (linted for the first region: it has none of its own), in parallel processes."""
+    role (linted for the first region: it has none of its own). Rendering takes a fraction
+    of a second and happens here, once; linting takes seconds per template, so each rendered
+    template goes straight to a forked worker. ``on_done(name, bytes, findings)`` is called
+    here as each template finishes, so the caller can report progress."""
     from templates.launch_role import FILE_NAME as LAUNCH_ROLE
 
     zone_ids = settings["regions"]
     # Lint time grows with the zones: the biggest go first so the workers finish together.
-    jobs = [
-        (f"{region}.json", region, render, (region, zone_ids[region]), run_lint)
+    renders = [
+        (f"{region}.json", region, functools.partial(render, region, zone_ids[region]))
         for region in sorted(regions, key=lambda region: -len(zone_ids[region]))
     ]
-    jobs.append((LAUNCH_ROLE, regions[0], render_launch_role, (settings,), run_lint))
-    workers = min(len(jobs), os.cpu_count() or 1) if run_lint else 1
-    if workers <= 1:
-        results = map(_render_and_lint, jobs)
-    else:
-        import cfnlint.api  # noqa: F401 - loaded once, shared by the forked workers
+    renders.append((LAUNCH_ROLE, regions[0], functools.partial(render_launch_role, settings)))
+    results = {}
 
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(pool.map(_render_and_lint, jobs))
-    return {name: (body, findings) for name, body, findings in sorted(results)}
+    def finish(name, body, findings):
+        results[name] = (body, findings)
+        if on_done is not None:
+            on_done(name, body, findings)
+
+    workers = min(len(renders), os.cpu_count() or 1) if run_lint else 1
+    if workers <= 1:
+        for name, region, make in renders:
+            body = make()
+            finish(name, body, lint(region, body) if run_lint else None)
+        return dict(sorted(results.items()))
+    import cfnlint.api  # noqa: F401 - imported once, before the workers fork
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        linting = {}
+        for name, region, make in renders:
+            body = make()
+            linting[pool.submit(lint, region, body)] = (name, body)
+        for done in as_completed(linting):
+            finish(*linting[done], done.result())
+    return dict(sorted(results.items()))
 
 
 def write_dist(dist, files):
@@ -171,15 +189,16 @@ def command_render(args):
     settings = load_settings(args.settings)
     regions = select_regions(settings, args.regions)
     started = time.perf_counter()
-    rendered = render_all(settings, regions, run_lint=not args.no_lint)
+    rendered = render_all(settings, regions, run_lint=not args.no_lint, on_done=print_progress)
     files = {name: body for name, (body, _) in rendered.items()}
-    readme = readme_with_diagram(rendered)
+    # The README's diagram shows dist/: another --dist (a test's, say) leaves README.md alone.
+    readme = readme_with_diagram(rendered) if args.dist.resolve() == DEFAULT_DIST else None
     if args.check:
         stale = [n for n, body in files.items() if _read(args.dist / n) != body]
         for name in stale:
-            print(
-                f"stale: {args.dist / name} differs from what the sources render", file=sys.stderr
-            )
+            found = (args.dist / name).exists()
+            state = "differs from what the sources render" if found else "is missing"
+            print(f"stale: {args.dist / name} {state}", file=sys.stderr)
         if readme is not None and readme != README.read_text():
             print("stale: README.md diagram differs from the template's", file=sys.stderr)
             stale.append(README.name)
@@ -190,19 +209,7 @@ def command_render(args):
             linted = "" if args.no_lint else " and lint-clean"
             print(f"dist is up to date{linted} ({len(files)} templates)")
         return 1 if stale or findings else 0
-    failed = False
-    for file_name, (body, findings) in rendered.items():
-        resources = len(json.loads(body)["Resources"])
-        too_big = len(body) > MAX_TEMPLATE_BODY_BYTES
-        verdict = "lint skipped" if findings is None else f"{len(findings)} lint findings"
-        print(
-            f"{file_name:20} {resources:3} resources {len(body):6} bytes"
-            f"{' (over 51,200: deploy via --s3-bucket)' if too_big else ''}  {verdict}"
-        )
-        for finding in findings or []:
-            print(f"  {finding}")
-        failed = failed or bool(findings)
-    if failed:
+    if any(findings for _, findings in rendered.values()):
         print("lint failed: dist/ left unchanged", file=sys.stderr)
         return 1
     write_dist(args.dist, files)
@@ -211,6 +218,20 @@ def command_render(args):
         print("updated the architecture diagram in README.md")
     print(f"wrote {len(files)} templates to {args.dist} in {time.perf_counter() - started:.1f}s")
     return 0
+
+
+def print_progress(file_name, body, findings):
+    """One template's line and lint findings, printed as soon as it is done (in the order
+    they finish): a build of every region takes a while."""
+    resources = len(json.loads(body)["Resources"])
+    too_big = len(body) > MAX_TEMPLATE_BODY_BYTES
+    verdict = "lint skipped" if findings is None else f"{len(findings)} lint findings"
+    lines = [
+        f"{file_name:20} {resources:3} resources {len(body):6} bytes"
+        f"{' (over 51,200: deploy via --s3-bucket)' if too_big else ''}  {verdict}",
+        *(f"  {finding}" for finding in findings or []),
+    ]
+    print("\n".join(lines), flush=True)
 
 
 def readme_with_diagram(rendered):
@@ -234,11 +255,11 @@ def _read(path):
 
 
 def command_outputs(args):
-    """The stack's outputs as the env block Grand Challenge reads."""
+    """The stack's outputs as the env block Grand Challenge reads, then operator notes."""
     import boto3
     import botocore.exceptions
 
-    from templates.outputs import GRAND_CHALLENGE_SETTINGS
+    from templates.outputs import GRAND_CHALLENGE_SETTINGS, env_block
 
     try:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
@@ -258,8 +279,7 @@ def command_outputs(args):
     missing = [key for key in GRAND_CHALLENGE_SETTINGS.values() if key not in outputs]
     if missing:
         raise BadInputError(f"stack {args.stack} lacks outputs {missing}: is it this product?")
-    for setting, key in GRAND_CHALLENGE_SETTINGS.items():
-        print(f"{setting}={outputs[key]}")
+    print("\n".join(env_block(outputs)))
     return 0
 
 
@@ -273,6 +293,117 @@ def command_publish(args):
     if stale:
         raise BadInputError(f"{args.dist}/{stale[0]} is stale: run `python build.py` first")
     return publish.main(args, settings, args.dist)
+
+
+def command_migrate(args):
+    """Write the files that move a deployment of the Terraform module onto this product
+    without recreating it (migrate/): parameters, import template and resource list, the
+    product template with the module's names, and the runbook."""
+    from migrate import MigrationError
+    from migrate.plan import migration_files
+
+    settings = load_settings(args.settings)
+    try:
+        text = args.tfstate.read_text()
+    except OSError as error:
+        raise BadInputError(f"{args.tfstate}: cannot read: {error.strerror or error}") from None
+    try:
+        files = migration_files(text, str(args.tfstate), settings["regions"], args.stack_name)
+    except MigrationError as error:
+        raise BadInputError(str(error)) from None
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for file_name, body in files.items():
+            (args.out / file_name).write_bytes(body)
+    except OSError as error:
+        raise BadInputError(f"{args.out}: cannot write: {error.strerror or error}") from None
+    runbook = next(name for name in files if name.endswith("MIGRATION.md"))
+    print(f"wrote {len(files)} files to {args.out}: follow {args.out / runbook}")
+    return 0
+
+
+def command_diff(args):
+    """Preview the update of a stack from template OLD to NEW (templates/preview.py): exit 3
+    when a stateful resource would be replaced or removed, 0 otherwise."""
+    from templates import preview
+
+    name = args.template or _diff_template_name(args)
+    region = args.region or (name[: -len(".json")] if REGION_FILE.match(name) else None)
+    old, new = (_diff_template(spec, name) for spec in (args.old, args.new))
+    values = [None, None]
+    if args.parameters:
+        values = [_diff_parameters(path) for path in args.parameters]
+    result = preview.plan(old, new, *values, region)
+    effects = None if args.parameters else preview.parameter_effects(new, region)
+    if args.json:
+        print(json.dumps(result.to_dict() | {"parameter_effects": effects}, indent=2))
+    else:
+        print("\n".join(preview.report_lines(result, effects)))
+    return 3 if result.destructive else 0
+
+
+REGION_FILE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]\.json$")
+
+
+def _diff_template_name(args):
+    """The dist/ file a git revision stands for: named like the file given on the other side,
+    or by --region, or the only target region's."""
+    for spec in (args.new, args.old):
+        if Path(spec).is_file():
+            return Path(spec).name
+    if args.region:
+        return f"{args.region}.json"
+    regions = load_settings(args.settings)["regions"]
+    if len(regions) == 1:
+        return f"{next(iter(regions))}.json"
+    raise BadInputError("which template? pass --template eu-central-1.json or --region")
+
+
+def _diff_template(spec, name):
+    """A template from a file, or from dist/<name> at a git revision."""
+    from templates.preview import TemplateError, check_template
+
+    if Path(spec).is_file():
+        text, where = _read(Path(spec)), spec
+        if text is None:
+            raise BadInputError(f"{spec}: cannot read")
+    else:
+        where = f"{spec}:dist/{name}"
+        text = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}") and _git(
+            "show", where
+        )
+        if text is None:
+            raise BadInputError(f"{spec}: no such file, nor a git revision with dist/{name}")
+    try:
+        template = json.loads(text)
+        check_template(template)
+    except (UnicodeDecodeError, json.JSONDecodeError, TemplateError) as error:
+        raise BadInputError(f"{where}: {error}") from None
+    return template
+
+
+def _diff_parameters(path):
+    from templates.preview import TemplateError, parse_parameters
+
+    try:
+        return parse_parameters(json.loads(Path(path).read_text()))
+    except OSError as error:
+        raise BadInputError(f"{path}: cannot read: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, TemplateError) as error:
+        raise BadInputError(f"{path}: {error}") from None
+
+
+def _git(*arguments):
+    """stdout of a read-only git command in this repository, None if it fails."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), *arguments], capture_output=True, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def parser():
@@ -301,7 +432,7 @@ def parser():
         "writes nothing",
     )
     top.set_defaults(command=command_render)
-    commands = top.add_subparsers(title="commands", metavar="{outputs,publish}")
+    commands = top.add_subparsers(title="commands", metavar="{outputs,diff,migrate,publish}")
 
     outputs = commands.add_parser(
         "outputs", help="print a deployed stack's outputs as Grand Challenge settings (env lines)"
@@ -311,6 +442,47 @@ def parser():
     outputs.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
     outputs.set_defaults(command=command_outputs)
 
+    diff = commands.add_parser(
+        "diff",
+        help="preview a stack update: resources added, modified, replaced, removed; "
+        "exit 3 if a stateful one is replaced or removed",
+        description="List what updating a stack from template OLD to NEW adds, modifies, "
+        "replaces and removes, decided from each type's create-only properties. Exit 0: no "
+        "stateful resource (bucket, repository, key, log group, queue, VPC, subnet, a role or "
+        "policy Grand Challenge uses) is replaced or removed; exit 3: at least one is (or may "
+        "be); exit 2: bad input.",
+    )
+    diff.add_argument("old", metavar="OLD", help="template file, or git revision (its dist/)")
+    diff.add_argument("new", metavar="NEW", help="template file, or git revision (its dist/)")
+    diff.add_argument("--template", help="dist/ file a revision stands for, e.g. eu-central-1.json")
+    diff.add_argument("--region", help="the stack's region (default: from the file name)")
+    diff.add_argument(
+        "--parameters",
+        nargs=2,
+        metavar=("OLD_FILE", "NEW_FILE"),
+        help='parameter values before and after, each a JSON list of "Key=Value"',
+    )
+    diff.add_argument("--json", action="store_true", help="print the plan as JSON")
+    diff.set_defaults(command=command_diff)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="write what moves a Terraform module deployment onto this product (no recreation)",
+        description="From the JSON of `terraform state pull` (the module used directly or as "
+        "module.<name>), write for the state's region: the product's parameters, the IMPORT "
+        "template and --resources-to-import, the product template keeping the module's names, "
+        "and <region>-MIGRATION.md with the commands in order. Exit 2: a state it cannot move.",
+    )
+    migrate.add_argument("--tfstate", type=Path, required=True, help="`terraform state pull` JSON")
+    migrate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("migration"),
+        help="output directory (default: %(default)s)",
+    )
+    migrate.add_argument("--stack-name", help="stack to create (default: <prefix>-components)")
+    migrate.set_defaults(command=command_migrate)
+
     publish_parser = commands.add_parser(
         "publish", help="publish the rendered templates as a Service Catalog product"
     )
@@ -318,14 +490,24 @@ def parser():
         import publish
 
         publish.add_arguments(publish_parser)
-    except ImportError:
-        pass
-    publish_parser.set_defaults(command=command_publish)
+    except (ImportError, SyntaxError) as error:
+        # Rendering must not need publish.py; using publish reports why it cannot load.
+        reason = " ".join(str(error).split())  # one line
+        publish_parser.set_defaults(command=publish_unavailable, publish_import_error=reason)
+    else:
+        publish_parser.set_defaults(command=command_publish)
     return top
 
 
+def publish_unavailable(args):
+    raise BadInputError(f"publish cannot load publish.py: {args.publish_import_error}")
+
+
 def main(argv=None):
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unrecognized = top.parse_known_args(argv)
+    if unrecognized and args.command is not publish_unavailable:
+        top.error(f"unrecognized arguments: {' '.join(unrecognized)}")  # as parse_args does
     try:
         return args.command(args)
     except BadInputError as error:

@@ -6,26 +6,34 @@ every condition on CreateTrainingJob); resources are built from the stack's own 
 
 from dataclasses import dataclass
 
-from awacs import cloudwatch, ec2, ecr, logs, s3, sagemaker
+from awacs import cloudwatch, ec2, ecr, logs, s3, sagemaker, sts
 from awacs import iam as iam_actions
 from awacs.aws import (
     Allow,
+    ArnLike,
     Bool,
     Condition,
     ForAllValuesStringEquals,
     Null,
     NumericLessThanEquals,
     PolicyDocument,
+    Principal,
     Statement,
     StringEquals,
 )
 from troposphere import GetAtt, Join, Ref, iam
 
 from .logs import Logs
-from .names import PATTERNS, name
+from .names import (
+    PATTERNS,
+    name,
+    training_job_any_model_arn_name,
+    training_job_arn_names,
+    training_job_log_streams,
+)
 from .network import Network, ec2_arn
 from .registry import Registry
-from .stack import Stack, arn, trusted_by
+from .stack import Stack, arn, permissions_boundary
 
 GROUP = "Training jobs"
 MAX_RUNTIME_SECONDS = 2_419_200  # SageMaker's own limit: 28 days
@@ -82,7 +90,34 @@ def _objects(bucket):
 
 
 def _training_jobs():
-    return arn("sagemaker", f"training-job/{PATTERNS['training_job']}")
+    """This deployment's training jobs, and no sibling's (see names.py)."""
+    return [arn("sagemaker", f"training-job/{job}") for job in training_job_arn_names()]
+
+
+def _execution_trust_policy():
+    """SageMaker may assume the role only for this account's training jobs (confused deputy).
+
+    SageMaker documents ``aws:SourceArn`` = the training job's ARN for a role passed to
+    training jobs ("Cross-service confused deputy prevention for SageMaker training jobs").
+    The model letter is a `?` here: a case mismatch would break every job, and the length
+    still pins the prefix (names.py)."""
+    any_model = f"training-job/{training_job_any_model_arn_name()}"
+    return PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(
+                Effect=Allow,
+                Principal=Principal("Service", "sagemaker.amazonaws.com"),
+                Action=[sts.AssumeRole],
+                Condition=Condition(
+                    [
+                        StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+                        ArnLike("aws:SourceArn", arn("sagemaker", any_model)),
+                    ]
+                ),
+            )
+        ],
+    )
 
 
 def _policy(logical_id, name_key, description, statements, **properties):
@@ -103,8 +138,9 @@ def _read_job_logs_statements():
             Effect=Allow,
             Action=[logs.DescribeLogStreams, logs.GetLogEvents],
             Resource=[
+                # DescribeLogStreams is authorised on the group's ARN ending in "log-stream:".
                 arn("logs", TRAINING_JOBS_LOG_STREAMS),
-                arn("logs", TRAINING_JOBS_LOG_STREAMS + PATTERNS["training_job"]),
+                *[arn("logs", TRAINING_JOBS_LOG_STREAMS + s) for s in training_job_log_streams()],
             ],
         ),
     ]
@@ -151,7 +187,8 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
             "ExecutionRole",
             RoleName=name("execution_role"),
             Description="Assumed by SageMaker to run Grand Challenge algorithm and evaluation jobs",
-            AssumeRolePolicyDocument=trusted_by("sagemaker.amazonaws.com"),
+            AssumeRolePolicyDocument=_execution_trust_policy(),
+            PermissionsBoundary=permissions_boundary(stack),
         )
     )
     execution_policy = template.add_resource(
@@ -190,15 +227,24 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     Resource=registry.repository_arns,
                 ),
                 Statement(
-                    Sid="PutLogEvents",
+                    Sid="FindLogStreams",
                     Effect=Allow,
                     Action=[
                         logs.CreateLogGroup,  # SageMaker creates the group even when it exists
-                        logs.CreateLogStream,
                         logs.DescribeLogStreams,
-                        logs.PutLogEvents,
                     ],
                     Resource=[Join("", [Logs.log_group_arn("training_jobs_log_group"), ":*"])],
+                ),
+                Statement(
+                    # Only this deployment's streams: the role's credentials reach the
+                    # participant's code, which must not write into a sibling's job logs.
+                    Sid="PutLogEvents",
+                    Effect=Allow,
+                    Action=[logs.CreateLogStream, logs.PutLogEvents],
+                    Resource=[
+                        arn("logs", TRAINING_JOBS_LOG_STREAMS + stream)
+                        for stream in training_job_log_streams()
+                    ],
                 ),
                 Statement(
                     Sid="PutMetrics",
@@ -233,6 +279,11 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     Effect=Allow,
                     Action=[ec2.DeleteNetworkInterface],
                     Resource=[NETWORK_INTERFACES],
+                    # Only this VPC's interfaces, not every one in the region. The Service
+                    # Authorization Reference lists ec2:Vpc among DeleteNetworkInterface's
+                    # network-interface condition keys: EC2 sets it from the interface itself,
+                    # whoever calls (SageMaker here).
+                    Condition=Condition(StringEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
                 ),
                 Statement(
                     Sid="ModifyInterfaces",
@@ -260,12 +311,15 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     Effect=Allow,
                     Action=[iam_actions.PassRole],
                     Resource=[GetAtt(execution_role, "Arn")],
+                    Condition=Condition(
+                        StringEquals("iam:PassedToService", "sagemaker.amazonaws.com")
+                    ),
                 ),
                 Statement(
                     Sid="CreateSageMakerJobs",
                     Effect=Allow,
                     Action=[sagemaker.CreateTrainingJob],
-                    Resource=[_training_jobs()],
+                    Resource=_training_jobs(),
                     Condition=Condition(
                         [
                             NumericLessThanEquals(
@@ -295,7 +349,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     Sid="ReadStopSageMakerJobs",
                     Effect=Allow,
                     Action=[sagemaker.DescribeTrainingJob, sagemaker.StopTrainingJob],
-                    Resource=[_training_jobs()],
+                    Resource=_training_jobs(),
                 ),
                 _get_metric_data_statement(),
                 Statement(
@@ -337,7 +391,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     Sid="DescribeSageMakerJobs",
                     Effect=Allow,
                     Action=[sagemaker.DescribeTrainingJob],
-                    Resource=[_training_jobs()],
+                    Resource=_training_jobs(),
                 ),
                 _get_metric_data_statement(),
             ],

@@ -22,17 +22,18 @@ BOUNDARY_ACTIONS = (
     "ecr:GetDownloadUrlForLayer", "ecr:DeleteRepository", "ecr:ListTagsForResource",
     "sqs:SendMessage", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
     "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterfacePermission",
-    "ec2:CreateNetworkAclEntry", "ec2:ReplaceNetworkAclEntry", "ec2:DeleteNetworkAclEntry",
+    "ec2:CreateNetworkAclEntry", "ec2:DeleteNetworkAclEntry",
     "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
     "lambda:InvokeFunction", "logs:CreateLogGroup", "logs:CreateLogStream",
     "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:AssociateKmsKey",
-    "logs:DisassociateKmsKey", "logs:PutRetentionPolicy", "logs:DeleteLogGroup",
+    "logs:DisassociateKmsKey", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy",
+    "logs:DeleteLogGroup",
 )  # fmt: skip
 # S3 ARNs carry no account: s3:ResourceAccount pins it.
 BOUNDARY_S3_ACTIONS = (
     "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
     "s3:AbortMultipartUpload", "s3:ListBucket", "s3:ListBucketVersions",
-    "s3:ListBucketMultipartUploads", "s3:GetBucketTagging",
+    "s3:ListBucketMultipartUploads", "s3:GetBucketTagging", "s3:DeleteBucket",
 )  # fmt: skip
 BOUNDARY_SERVICES = sorted(
     {

@@ -17,6 +17,37 @@ GRAND_CHALLENGE_SETTINGS = {
     "COMPONENTS_OUTPUT_BUCKET_NAME": "OutputsBucketName",
 }
 
+# What `build.py outputs` prints after the settings, as comments (an env file ignores them):
+# heading -> output keys, each group printed only with the outputs the stack has.
+OPERATOR_NOTES = {
+    "Grand Challenge's consumer reads the stopped-job messages from": [
+        "StoppedEventsQueueUrl",
+    ],
+    "Attach to the Grand Challenge workers' IAM role": [
+        "SchedulePolicyArn",
+        "EcrPolicyArn",
+        "ConsumeStoppedJobsPolicyArn",
+    ],
+    "Watch: each alarm is in ALARM while the dead-letter queue after it holds messages": [
+        "UndeliverableEventsAlarmName",
+        "UndeliverableEventsQueueUrl",
+        "UnprocessedStoppedJobsAlarmName",
+        "StoppedJobsDeadLetterQueueUrl",
+    ],
+}
+
+
+def env_block(outputs):
+    """The lines ``build.py outputs`` prints for a stack's ``{output key: value}``: the
+    settings to paste into Grand Challenge, then comment lines for the operator."""
+    lines = [f"{setting}={outputs[key]}" for setting, key in GRAND_CHALLENGE_SETTINGS.items()]
+    for heading, keys in OPERATOR_NOTES.items():
+        present = [key for key in keys if outputs.get(key)]
+        if present:
+            lines.append(f"# {heading}:")
+            lines.extend(f"#   {key}={outputs[key]}" for key in present)
+    return lines
+
 
 def add_outputs(stack, network, inputs, outputs, registry, iam_, stopped_jobs_rule):
     values = {

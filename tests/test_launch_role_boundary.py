@@ -187,9 +187,7 @@ def test_every_product_role_can_carry_the_boundary(region):
     """Under Service Catalog the launch role creates no role without the boundary; stand-alone
     (`aws cloudformation deploy`) the parameter stays empty and roles have none."""
     product = rendered(region)
-    parameter = product["Parameters"].get("PermissionsBoundaryArn")
-    if parameter is None:
-        pytest.xfail("the product has no PermissionsBoundaryArn parameter yet (iam.py, C1)")
+    parameter = product["Parameters"]["PermissionsBoundaryArn"]
     assert parameter["Default"] == "" and violations(parameter, "") == []
     assert violations(parameter, BOUNDARY) == []
     assert violations(parameter, "arn:aws:iam::aws:policy/AdministratorAccess")

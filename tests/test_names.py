@@ -46,6 +46,10 @@ LIMITS = {
     "stopped_jobs_rule": (64, r"[\.\-_A-Za-z0-9]+"),
     "stopped_jobs_queue": (80, r"[A-Za-z0-9_-]+"),
     "stopped_jobs_dead_letter_queue": (80, r"[A-Za-z0-9_-]+"),
+    "consume_stopped_jobs_policy": (128, r"[\w+=,.@-]+"),
+    "undeliverable_events_queue": (80, r"[A-Za-z0-9_-]+"),
+    "undeliverable_events_alarm": (255, r".+"),
+    "unprocessed_messages_alarm": (255, r".+"),
     "repository": (256, r"[a-z0-9._/-]+"),
     "training_job": (63 - 42 + 2, r"[A-Za-z0-9-]+\*"),  # the prefix plus "-*"
 }
@@ -58,6 +62,7 @@ GLOBAL_PER_ACCOUNT_OR_PARTITION = {
     "schedule_policy",
     "logs_policy",
     "ecr_policy",
+    "consume_stopped_jobs_policy",
 }
 
 

@@ -11,24 +11,25 @@ from moto import mock_aws
 from templates.events import BACKEND, TASK_NAME
 from tests.helpers import rendered
 
-PREFIX = "gc-prod"
+PREFIX = "gc"
 REGION = "eu-central-1"
+UUID = "2d9a6c1e-5b7f-4e11-9a3c-0b1d2e3f4a5b"
 
 
 def sagemaker_event_detail(job_name, status):
     """The detail of a training-job state change as SageMaker emits it."""
     return {
         "TrainingJobName": job_name,
-        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{job_name}",
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{job_name.lower()}",
         "TrainingJobStatus": status,
         "SecondaryStatus": status,
         "HyperParameters": {},
         "AlgorithmSpecification": {
-            "TrainingImage": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/gc-prod/algorithms/algorithmimage:1",
+            "TrainingImage": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{PREFIX}/algorithms/algorithmimage:1",
             "TrainingInputMode": "File",
             "EnableSageMakerMetricsTimeSeries": False,
         },
-        "RoleArn": "arn:aws:iam::123456789012:role/SAGEMAKER_gc-prod-eu-central-1_EXECUTION",
+        "RoleArn": f"arn:aws:iam::123456789012:role/SAGEMAKER_{PREFIX}-eu-central-1_EXECUTION",
         "ResourceConfig": {
             "InstanceType": "ml.g4dn.xlarge",
             "InstanceCount": 1,
@@ -105,7 +106,7 @@ def delivered():
 
 @pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped"])
 def test_stopped_job_arrives_as_exactly_the_consumer_message(delivered, status):
-    detail = sagemaker_event_detail(f"{PREFIX}-A-2d9a6c1e-5b7f-4e11-9a3c-0b1d2e3f4a5b-00", status)
+    detail = sagemaker_event_detail(f"{PREFIX}-A-{UUID}-00", status)
     [body] = delivered(detail)
     message = json.loads(body)
     assert message == {"task_name": TASK_NAME, "kwargs": {"event": detail, "backend": BACKEND}}
@@ -113,11 +114,26 @@ def test_stopped_job_arrives_as_exactly_the_consumer_message(delivered, status):
 
 
 def test_running_jobs_and_other_deployments_jobs_are_not_delivered(delivered):
-    ours = sagemaker_event_detail(f"{PREFIX}-E-2d9a6c1e-5b7f-4e11-9a3c-0b1d2e3f4a5b-00", "Failed")
+    """Prefixes "gc-prod", "gc-a" and "gcx" all start with "gc": none of their jobs (nor a
+    name Grand Challenge never produces, nor a job still running) reaches gc's queue."""
+    algorithm = sagemaker_event_detail(f"{PREFIX}-A-{UUID}-00", "Completed")
+    evaluation = sagemaker_event_detail(f"{PREFIX}-E-{UUID}-01", "Failed")
     bodies = delivered(
-        sagemaker_event_detail(f"{PREFIX}-A-11111111-5b7f-4e11-9a3c-0b1d2e3f4a5b-00", "InProgress"),
-        sagemaker_event_detail("gc-staging-A-2d9a6c1e-5b7f-4e11-9a3c-0b1d2e3f4a5b-00", "Completed"),
-        sagemaker_event_detail("gc-prodx-A-2d9a6c1e-5b7f-4e11-9a3c-0b1d2e3f4a5b-00", "Completed"),
-        ours,
+        sagemaker_event_detail(f"{PREFIX}-A-{UUID}-02", "InProgress"),
+        sagemaker_event_detail(f"gc-prod-A-{UUID}-00", "Completed"),
+        sagemaker_event_detail(f"gc-prod-E-{UUID}-00", "Stopped"),
+        sagemaker_event_detail(f"gc-a-A-{UUID}-00", "Completed"),
+        sagemaker_event_detail(f"gcx-A-{UUID}-00", "Completed"),
+        sagemaker_event_detail(f"{PREFIX}-X-{UUID}-00", "Completed"),
+        sagemaker_event_detail(f"{PREFIX}-a-{UUID}-00", "Completed"),
+        algorithm,
+        evaluation,
     )
-    assert [json.loads(body)["kwargs"]["event"] for body in bodies] == [ours]
+    assert [json.loads(body)["kwargs"]["event"] for body in bodies] == [algorithm, evaluation]
+
+
+def test_the_rule_filters_on_exactly_this_deployments_job_names():
+    pattern = substitute_prefix(
+        rendered(REGION)["Resources"]["StoppedTrainingJobsRule"]["Properties"]["EventPattern"]
+    )
+    assert pattern["detail"]["TrainingJobName"] == [{"prefix": "gc-A-"}, {"prefix": "gc-E-"}]
