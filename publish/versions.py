@@ -1,0 +1,195 @@
+"""Decisions about product versions: reuse published bytes, create, and retire old ones."""
+
+from __future__ import annotations
+
+from .actions import Action, Plan, Ref
+from .config import PublishConfig, Target, product_fields
+from .state import Artifact, CatalogState, Context
+
+#: Warn this many versions before the per-product quota.
+QUOTA_HEADROOM = 20
+QUOTA_HELP = (
+    "delete inactive versions (aws servicecatalog delete-provisioning-artifact) or ask for a "
+    "higher 'versions per product' quota in Service Quotas (service code servicecatalog) and "
+    "set publish.version_quota"
+)
+
+
+def artifact_parameters(target: Target, context: Context) -> dict:
+    return {
+        "Name": target.version,
+        "Description": target.description,
+        "Info": {"LoadTemplateFromURL": context.url},
+        "Type": "CLOUD_FORMATION_TEMPLATE",
+        "DisableTemplateValidation": False,
+    }
+
+
+def published_as(artifacts: tuple[Artifact, ...], target: Target) -> Artifact | None:
+    """The version already holding the target's bytes: the same name first, else the newest."""
+    same = [a for a in artifacts if a.sha256 == target.sha256]
+    same.sort(key=lambda a: (a.name == target.version, a.active, a.created), reverse=True)
+    return same[0] if same else None
+
+
+def plan_version(
+    config: PublishConfig, target: Target, context: Context, state: CatalogState
+) -> Plan:
+    plan = Plan()
+    named = [a for a in state.artifacts if a.name == target.version]
+    if any(a.sha256 != target.sha256 for a in named):
+        plan.blockers.append(
+            f"version {target.version!r} is already published ({named[0].id}) with another "
+            f"template; published versions are never changed: release a new version"
+        )
+        return plan
+    existing = published_as(state.artifacts, target)
+    if existing is not None:
+        _reuse(plan, existing, target, state)
+        plan.extend(retire(config, state, existing.id))
+        return plan
+    if not _within_quota(plan, config, len(state.artifacts)):
+        return plan
+    plan.creates_version, plan.version = True, target.version
+    if state.product is None:
+        plan.creates_product = True
+        plan.add(_create_product(config, target, context))
+    else:
+        params = {
+            "ProductId": state.product["ProductId"],
+            "Parameters": artifact_parameters(target, context),
+        }
+        summary = f"create version {target.version!r} from {context.url}, wait until AVAILABLE"
+        outputs = {"artifact_id": ("ProvisioningArtifactDetail", "Id")}
+        plan.add(
+            Action(
+                "servicecatalog",
+                "CreateProvisioningArtifact",
+                params,
+                summary,
+                outputs,
+                ("version",),
+            )
+        )
+    plan.extend(retire(config, state, None))
+    return plan
+
+
+def _reuse(plan: Plan, existing: Artifact, target: Target, state: CatalogState) -> None:
+    plan.known["artifact_id"] = existing.id
+    plan.version = existing.name
+    product_id = state.product["ProductId"]
+    if existing.name == target.version:
+        plan.notes.append(f"version {existing.name!r} is published as {existing.id}")
+    else:
+        plan.notes.append(
+            f"template sha256:{target.sha256[:12]}… is already published as version "
+            f"{existing.name!r} ({existing.id}): no new version for {target.version!r}"
+        )
+    if existing.status == "FAILED":
+        plan.blockers.append(
+            f"version {existing.name!r} ({existing.id}) is FAILED; delete it and publish again"
+        )
+    elif existing.status == "CREATING":
+        params = {"ProductId": product_id, "ProvisioningArtifactId": existing.id}
+        summary = f"wait for version {existing.name!r} to become AVAILABLE"
+        plan.add(
+            Action(
+                "servicecatalog",
+                "DescribeProvisioningArtifact",
+                params,
+                summary,
+                waits=("version",),
+            )
+        )
+    if not existing.active:
+        params = {
+            "ProductId": product_id,
+            "ProvisioningArtifactId": existing.id,
+            "Active": True,
+            "Guidance": "DEFAULT",
+        }
+        summary = f"reactivate version {existing.name!r} ({existing.id})"
+        plan.add(Action("servicecatalog", "UpdateProvisioningArtifact", params, summary))
+
+
+def _within_quota(plan: Plan, config: PublishConfig, count: int) -> bool:
+    after = count + 1
+    if after > config.version_quota:
+        plan.blockers.append(
+            f"the product holds {count} versions, its quota is {config.version_quota}: {QUOTA_HELP}"
+        )
+        return False
+    if after > config.version_quota - QUOTA_HEADROOM:
+        plan.warnings.append(
+            f"the product will hold {after} of at most {config.version_quota} versions: {QUOTA_HELP}"
+        )
+    return True
+
+
+def _create_product(config: PublishConfig, target: Target, context: Context) -> Action:
+    params = {
+        "Name": config.product["name"],
+        "ProductType": "CLOUD_FORMATION_TEMPLATE",
+        "ProvisioningArtifactParameters": artifact_parameters(target, context),
+        **{param: value for param, _, value in product_fields(config) if value},
+    }
+    return Action(
+        "servicecatalog",
+        "CreateProduct",
+        params,
+        f"create product {config.product['name']!r} with version {target.version!r}, wait until "
+        "it is AVAILABLE and searchable",
+        outputs={
+            "product_id": ("ProductViewDetail", "ProductViewSummary", "ProductId"),
+            "artifact_id": ("ProvisioningArtifactDetail", "Id"),
+        },
+        waits=("version", "product_searchable"),
+    )
+
+
+def lifecycle_changes(
+    artifacts: tuple[Artifact, ...], target_id: str | None, keep_active: int, in_use: frozenset[str]
+) -> list[tuple[Artifact, dict]]:
+    """Updates so versions older than the target are DEPRECATED and at most ``keep_active``
+    versions (the target included) stay active.  The target and versions provisioned products
+    run on are never deactivated.  ``target_id`` None: a version about to be created."""
+    target = next((a for a in artifacts if a.id == target_id), None)
+    others = [a for a in artifacts if a.id != target_id]
+    older = {a.id for a in others if target is None or a.created < target.created}
+    ranked = sorted((a for a in others if a.active), key=lambda a: (a.created, a.id), reverse=True)
+    keep_ids = {a.id for a in ranked[: keep_active - 1]} | {target_id} | set(in_use)
+    if target is not None and target.created < max(
+        (a.created for a in others), default=target.created
+    ):
+        keep_ids |= {a.id for a in others if a.created > target.created}  # newer stay as they are
+    changes = []
+    for artifact in sorted(others, key=lambda a: (a.created, a.id)):
+        update: dict = {}
+        if artifact.id in older and artifact.guidance != "DEPRECATED":
+            update["Guidance"] = "DEPRECATED"
+        if artifact.active and artifact.id not in keep_ids:
+            update["Active"] = False
+        if update:
+            changes.append((artifact, update))
+    return changes
+
+
+def retire(config: PublishConfig, state: CatalogState, target_id: str | None) -> Plan:
+    plan = Plan()
+    product_id = state.product["ProductId"] if state.product else Ref("product_id")
+    for artifact, update in lifecycle_changes(
+        state.artifacts, target_id, config.keep_active_versions, state.in_use
+    ):
+        words = [
+            w
+            for w, on in (("deprecate", "Guidance" in update), ("deactivate", "Active" in update))
+            if on
+        ]
+        params = {"ProductId": product_id, "ProvisioningArtifactId": artifact.id, **update}
+        summary = f"{' and '.join(words)} version {artifact.name!r} ({artifact.id})"
+        plan.add(Action("servicecatalog", "UpdateProvisioningArtifact", params, summary))
+    kept = sorted(a.name for a in state.artifacts if a.id in state.in_use and a.id != target_id)
+    if kept:
+        plan.notes.append(f"provisioned products run on {', '.join(kept)}: never deactivated")
+    return plan

@@ -1,0 +1,217 @@
+"""`build.py publish` end to end: moto behind S3, STS and IAM, botocore's Stubber behind
+Service Catalog (requests validated against the service model)."""
+
+import argparse
+import contextlib
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+import publish
+from tests.publish_fixtures import (
+    ACCOUNT,
+    REGION,
+    ROLE,
+    SETTINGS,
+    VERSION,
+    no_aws,
+    sha,
+    template_bytes,
+)
+from tests.publish_stubs import S3_WRITE, SC_WRITE, Recorder, stub_first_publish, stub_reads
+
+ONE_REGION = {**SETTINGS, "regions": {REGION: SETTINGS["regions"][REGION]}}
+
+
+@pytest.fixture
+def dist(tmp_path):
+    directory = tmp_path / "dist"
+    directory.mkdir()
+    for region in SETTINGS["regions"]:
+        (directory / f"{region}.json").write_bytes(template_bytes(region))
+    return directory
+
+
+class World:
+    """One account in one region: moto's S3/STS/IAM and a stubbed Service Catalog."""
+
+    def __init__(self):
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sc = boto3.client("servicecatalog", region_name=REGION)
+        self.iam = boto3.client("iam", region_name=REGION)
+        self.s3_calls, self.sc_calls = Recorder(self.s3), Recorder(self.sc)
+        self.stub = Stubber(self.sc)
+        self.stub.activate()
+        self.clients = publish.Clients(
+            self.s3, boto3.client("sts", region_name=REGION), self.sc, self.iam
+        )
+
+    def create_launch_role(self):
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "servicecatalog.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        self.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+
+
+def _tls_aware(original):
+    """moto ignores a `Bool` condition, so a bucket policy denying non-TLS requests denies every
+    request.  Evaluate aws:SecureTransport (boto3 talks HTTPS) and leave the rest to moto."""
+
+    def is_action_permitted(
+        self, action, resource="*", principal=None, incoming_condition_values=None
+    ):
+        secure = (incoming_condition_values or {}).get("aws:SecureTransport", "true")
+        wanted = self._statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
+        if wanted is not None and str(wanted).lower() != secure:
+            return PermissionResult.NEUTRAL
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    return is_action_permitted
+
+
+@contextlib.contextmanager
+def moto_world(monkeypatch):
+    original = IAMPolicyStatement.is_action_permitted
+    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", _tls_aware(original))
+    with mock_aws():
+        yield World()
+
+
+@pytest.fixture
+def world(monkeypatch):
+    with moto_world(monkeypatch) as fresh:
+        yield fresh
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser(prog="build.py")
+    commands = parser.add_subparsers(dest="command", required=True)
+    publish.add_arguments(commands.add_parser("publish"))
+    return parser.parse_args(["publish", *argv])
+
+
+def run(world, dist, *argv, version=VERSION, settings=ONE_REGION):
+    args = parse("--regions", REGION, "--version", version, *argv)
+    return publish.main(
+        args, settings, dist, client_factory=lambda region: world.clients, sleep=lambda s: None
+    )
+
+
+def description(body, version=VERSION):
+    return f"Release {version}, template sha256:{sha(body)}"
+
+
+def test_first_publish_creates_everything_then_a_bytes_identical_commit_writes_nothing(
+    world, dist, capsys
+):
+    world.create_launch_role()
+    body = template_bytes(REGION)
+    stub_reads(world.stub, exists=False)
+    stub_first_publish(world.stub, description=description(body), name=VERSION)
+    assert run(world, dist) == 0, capsys.readouterr()
+    world.stub.assert_no_pending_responses()
+    assert (
+        world.s3.get_object(
+            Bucket=f"gc-test-templates-{ACCOUNT}-{REGION}", Key=f"templates/{sha(body)}.json"
+        )["Body"].read()
+        == body
+    )
+
+    # a docs-only commit: `git describe` moved on, the template bytes did not
+    world.s3_calls.calls.clear()
+    world.sc_calls.calls.clear()
+    published = {"Id": "pa-0000000000001", "Name": VERSION, "Description": description(body)}
+    stub_reads(world.stub, exists=True, artifacts=[published], matching=[published])
+    assert run(world, dist, version="v1.2.0-1-gabc1234") == 0
+    out = capsys.readouterr().out
+    world.stub.assert_no_pending_responses()
+    assert world.sc_calls.writes(SC_WRITE) == []
+    assert world.s3_calls.writes(S3_WRITE) == []
+    assert f"already published as version '{VERSION}' (pa-0000000000001)" in out
+    assert "unchanged; offers version v1.2.0" in out
+
+
+def test_a_missing_launch_role_blocks_the_region_before_any_write(world, dist, capsys):
+    stub_reads(world.stub, exists=False)
+    assert run(world, dist) == 1
+    captured = capsys.readouterr()
+    assert "! blocked: launch role 'GrandChallengeComponentsLaunch' does not exist" in captured.out
+    assert "aws cloudformation deploy --template-file dist/launch-role.json" in captured.out
+    assert world.s3_calls.writes(S3_WRITE) == [] and world.sc_calls.writes(SC_WRITE) == []
+
+
+def test_dry_run_prints_the_exact_calls_and_writes_nothing(world, dist, capsys):
+    world.create_launch_role()
+    stub_reads(world.stub, exists=False)
+    assert run(world, dist, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert 'servicecatalog.CreateConstraint {"Description": "Launch as the local IAM role' in out
+    assert '"PortfolioId": "<portfolio_id>"' in out
+    assert world.s3_calls.writes(S3_WRITE) == [] and world.sc_calls.writes(SC_WRITE) == []
+
+
+def test_without_credentials_publish_says_so_once_and_exits_2(dist, capsys, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookup
+    args = parse("--version", VERSION)
+    assert publish.main(args, SETTINGS, dist) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "credentials" in line]
+    assert errors == ["publish: error: no usable AWS credentials (Unable to locate credentials)"]
+    assert "FAILED" not in captured.out
+
+
+def test_dirty_versions_need_an_explicit_flag(dist, capsys):
+    assert (
+        publish.main(parse("--version", "abc1234-dirty"), SETTINGS, dist, client_factory=no_aws)
+        == 2
+    )
+    assert "--allow-dirty" in capsys.readouterr().err
+
+
+def test_unknown_profiles_are_usage_errors(dist, capsys):
+    assert publish.main(parse("--version", VERSION, "--profile", "nope"), SETTINGS, dist) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_a_region_without_its_template_fails_alone(world, dist, capsys):
+    world.create_launch_role()
+    (dist / "us-east-1.json").unlink()
+    body = template_bytes(REGION)
+    stub_reads(world.stub, exists=False)
+    stub_first_publish(world.stub, description=description(body), name=VERSION)
+    args = parse("--regions", f"{REGION},us-east-1", "--version", VERSION)
+    code = publish.main(
+        args, SETTINGS, dist, client_factory=lambda region: world.clients, sleep=lambda s: None
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    rows = [
+        line.split() for line in captured.out.splitlines() if line.startswith((REGION, "us-east-1"))
+    ]
+    assert [(row[0], row[-1]) for row in rows] == [(REGION, VERSION), ("us-east-1", "FAILED")]
+    assert "us-east-1.json does not exist; run `python build.py` first" in captured.out
+    assert "1 scope(s) failed: us-east-1" in captured.err
+
+
+def test_a_failing_step_stops_its_region_and_says_which(world, dist, capsys):
+    world.create_launch_role()
+    stub_reads(world.stub, exists=False)
+    world.stub.add_client_error("create_portfolio", "AccessDeniedException", "not allowed")
+    assert run(world, dist) == 1
+    out = capsys.readouterr().out
+    assert "x (failed) create portfolio 'Grand Challenge'" in out
+    assert "- not done: create product" in out
+    assert "access denied calling CreatePortfolio: not allowed" in out
