@@ -10,6 +10,7 @@ from awacs import cloudwatch, ec2, ecr, logs, s3, sagemaker, sts
 from awacs import iam as iam_actions
 from awacs.aws import (
     Allow,
+    ArnEquals,
     ArnLike,
     Bool,
     Condition,
@@ -21,7 +22,7 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import GetAtt, Join, Ref, iam
+from troposphere import GetAtt, Ref, Sub, iam
 
 from .logs import Logs
 from .names import (
@@ -86,7 +87,7 @@ class Iam:
 
 
 def _objects(bucket):
-    return Join("", [GetAtt(bucket, "Arn"), "/*"])
+    return Sub("${Bucket}/*", Bucket=GetAtt(bucket, "Arn"))
 
 
 def _training_jobs():
@@ -233,7 +234,9 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                         logs.CreateLogGroup,  # SageMaker creates the group even when it exists
                         logs.DescribeLogStreams,
                     ],
-                    Resource=[Join("", [Logs.log_group_arn("training_jobs_log_group"), ":*"])],
+                    Resource=[
+                        Sub("${Group}:*", Group=Logs.log_group_arn("training_jobs_log_group"))
+                    ],
                 ),
                 Statement(
                     # Only this deployment's streams: the role's credentials reach the
@@ -283,7 +286,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     # Authorization Reference lists ec2:Vpc among DeleteNetworkInterface's
                     # network-interface condition keys: EC2 sets it from the interface itself,
                     # whoever calls (SageMaker here).
-                    Condition=Condition(StringEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
+                    Condition=Condition(ArnEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
                 ),
                 Statement(
                     Sid="ModifyInterfaces",
@@ -293,7 +296,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                         ec2.DeleteNetworkInterfacePermission,
                     ],
                     Resource=[NETWORK_INTERFACES],
-                    Condition=Condition(StringEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
+                    Condition=Condition(ArnEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
                 ),
             ],
             Roles=[Ref(execution_role)],

@@ -12,7 +12,7 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import Equals, GetAtt, If, Ref, Sub, Tags, s3
+from troposphere import Equals, GetAtt, If, Join, Ref, Sub, Tags, s3
 
 from .custom_resources import CUSTODIAN, add_custom_resource, allow_custodian
 from .functions.empty_bucket import OPT_IN_TAG_KEY
@@ -291,7 +291,9 @@ def add_tls_only_policy(stack: Stack, logical_id, bucket_name, bucket_arn, extra
                         Effect=Deny,
                         Principal=Principal("*"),
                         Action=[Action("s3", "*")],
-                        Resource=[bucket_arn, Sub("${Base}/*", Base=bucket_arn)],
+                        # Fn::Join, not Fn::Sub: the Control Tower guard rule CT.S3.PR.8
+                        # recognises a bucket's objects only in this form.
+                        Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
                         Condition=Condition(Bool("aws:SecureTransport", "false")),
                     ),
                 ],

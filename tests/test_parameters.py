@@ -66,6 +66,10 @@ GOOD_AND_BAD = {
         ["g4dn.xlarge", "ml.g4dn.xlarge,", "ml.g4dn.xlarge, ml.g5.xlarge", "ML.G4DN.XLARGE"],
     ),
     "KeepImagesOnDelete": (["true", "false"], ["", "True", "yes", "1"]),
+    "PermissionsBoundaryArn": (
+        ["", "arn:aws:iam::123456789012:policy/GrandChallengeComponentsLaunch-Boundary"],
+        ["arn:aws:iam::aws:policy/AdministratorAccess", "Boundary", "arn:aws:iam::1234:policy/x"],
+    ),
     "RepositoryNames": (
         ["algorithms/algorithmimage", "a,b/c,d-e/f_g", "evaluation/method"],
         ["Algorithms", "/leading", "trailing/", "a//b", "a,,b", "with space"],

@@ -398,7 +398,7 @@ def test_execution_role_attaches_to_our_subnets_and_sg_only_in_our_vpc():
     attach = execution["AttachToVPC"]["Resource"]
     assert len(attach) == 3 + 2  # three subnets, the security group, network interfaces
     for sid in ("ModifyInterfaces", "DetachFromVPC"):
-        vpc = execution[sid]["Condition"]["StringEquals"]["ec2:Vpc"]
+        vpc = execution[sid]["Condition"]["ArnEquals"]["ec2:Vpc"]
         assert vpc["Fn::Sub"][0].endswith(":vpc/${Id}")
         assert vpc["Fn::Sub"][1] == {"Id": {"Ref": "Vpc"}}
     role = template["Resources"]["ExecutionRole"]["Properties"]
