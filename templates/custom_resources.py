@@ -7,10 +7,11 @@ and the VPC routes nowhere but S3.
 """
 
 from awacs.aws import Action, Allow, ArnEquals, Condition, PolicyDocument, Principal, Statement
-from troposphere import GetAtt, Output, Ref, awslambda, cloudformation, cloudwatch, iam, logs, sqs
+from troposphere import GetAtt, Output, Ref, awslambda, cloudformation, iam, logs, sqs
 
+from .alarms import add_alarm
 from .inline import inline_source
-from .stack import Stack, permissions_boundary, trusted_by
+from .stack import Stack, deleted_with_the_stack, permissions_boundary, trusted_by
 
 RUNTIME = "python3.12"
 FUNCTION_LOG_RETENTION_DAYS = 90
@@ -42,7 +43,6 @@ SSE_SQS_SKIP = {
 }
 FOURTEEN_DAYS = 1_209_600  # SQS maximum retention
 ASYNC_RETRIES = 2  # Lambda's own retries of a failed asynchronous invocation, then the queue
-ALARM_PERIOD_SECONDS = 300
 
 
 CUSTODIAN = "Custodian"
@@ -92,7 +92,7 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
     log_group = template.add_resource(
         logs.LogGroup(f"{CUSTODIAN}LogGroup", RetentionInDays=FUNCTION_LOG_RETENTION_DAYS)
     )
-    _deleted_with_the_stack(log_group)  # operational logs only
+    deleted_with_the_stack(log_group)  # operational logs only
     log_group.Metadata = {
         "checkov": {"skip": [{"id": "CKV_AWS_158", "comment": "Operational logs, no job data"}]}
     }
@@ -147,12 +147,6 @@ def add_custodian(stack: Stack, timeout=900, memory=512):
     return function
 
 
-def _deleted_with_the_stack(resource):
-    """Say explicitly that a stateful resource goes with the stack (cfn-lint I3011)."""
-    resource.DeletionPolicy = "Delete"
-    resource.UpdateReplacePolicy = "Delete"
-
-
 def _add_failure_destination(stack: Stack, function):
     """Failed asynchronous invocations land in an encrypted queue kept 14 days, and two
     alarms (messages waiting in it, errors of the function) make them visible.
@@ -164,7 +158,7 @@ def _add_failure_destination(stack: Stack, function):
         sqs.Queue(FAILURES_QUEUE, SqsManagedSseEnabled=True, MessageRetentionPeriod=FOURTEEN_DAYS)
     )
     queue.Metadata = SSE_SQS_SKIP
-    _deleted_with_the_stack(queue)  # failures are worth the stack's lifetime only
+    deleted_with_the_stack(queue)  # failures are worth the stack's lifetime only
     template.add_resource(
         awslambda.EventInvokeConfig(
             f"{CUSTODIAN}InvokeConfig",
@@ -176,14 +170,14 @@ def _add_failure_destination(stack: Stack, function):
             ),
         )
     )
-    waiting = _add_alarm(
+    waiting = add_alarm(
         stack,
         f"{FAILURES_QUEUE}Alarm",
         "A custodian invocation failed: see CustodianFailuresQueueUrl",
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
         ("QueueName", GetAtt(queue, "QueueName")),
     )
-    errors = _add_alarm(
+    errors = add_alarm(
         stack,
         f"{CUSTODIAN}ErrorsAlarm",
         "The custodian raised: see its log group",
@@ -197,26 +191,6 @@ def _add_failure_destination(stack: Stack, function):
     ):
         template.add_output(Output(key, Value=value, Description=description))
     return queue
-
-
-def _add_alarm(stack: Stack, logical_id, description, metric, dimension):
-    """Alarm as soon as one datapoint is above zero; no data (the usual state) is fine."""
-    namespace, metric_name, statistic = metric
-    return stack.template.add_resource(
-        cloudwatch.Alarm(
-            logical_id,
-            AlarmDescription=description,
-            Namespace=namespace,
-            MetricName=metric_name,
-            Statistic=statistic,
-            Dimensions=[cloudwatch.MetricDimension(Name=dimension[0], Value=dimension[1])],
-            Period=ALARM_PERIOD_SECONDS,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-        )
-    )
 
 
 def allow_to_dead_letter(stack: Stack, rule):

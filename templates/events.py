@@ -14,15 +14,15 @@ from troposphere import (
     Select,
     Split,
     Sub,
-    cloudwatch,
     events,
     iam,
     sqs,
 )
 
+from .alarms import add_alarm
 from .logs import Logs
 from .names import name, training_job_event_prefixes
-from .stack import Stack
+from .stack import Stack, deleted_with_the_stack
 
 GROUP = "Grand Challenge"
 QUEUE_ARN_PATTERN = r"^$|^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}$"
@@ -204,25 +204,15 @@ def _add_alarms(stack: Stack, dead_letters, undeliverable):
             "CreateQueue",
         ),
     ):
-        alarm = cloudwatch.Alarm(
+        add_alarm(
+            stack,
             logical_id,
+            description,
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+            ("QueueName", GetAtt(watched, "QueueName")),
             AlarmName=name(name_key),
-            AlarmDescription=description,
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[
-                cloudwatch.MetricDimension(Name="QueueName", Value=GetAtt(watched, "QueueName"))
-            ],
-            Statistic="Maximum",
-            Period=300,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",  # SQS stops reporting idle queues' metrics
+            **({"Condition": condition} if condition else {}),
         )
-        if condition:
-            alarm.Condition = condition
-        stack.template.add_resource(alarm)
 
 
 def _given_queue_url():
@@ -308,7 +298,8 @@ def _add_undeliverable_events_queue(stack: Stack):
         )
     )
     queue.Metadata = SSE_SQS_SKIP
-    return queue
+    # Undelivered events are worth the stack's lifetime only.
+    return deleted_with_the_stack(queue)
 
 
 def _add_queue(stack: Stack):
@@ -323,6 +314,9 @@ def _add_queue(stack: Stack):
         )
     )
     dead_letters.Metadata = SSE_SQS_SKIP
+    # Both go with the stack; its delete is the operator's decision (on update their names
+    # only change with NamePrefix, which replaces every name: `build.py diff` flags it).
+    deleted_with_the_stack(dead_letters)
     queue = stack.template.add_resource(
         sqs.Queue(
             "StoppedJobsQueue",
@@ -338,4 +332,4 @@ def _add_queue(stack: Stack):
         )
     )
     queue.Metadata = SSE_SQS_SKIP
-    return queue, dead_letters
+    return deleted_with_the_stack(queue), dead_letters

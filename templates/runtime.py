@@ -32,6 +32,7 @@ GROUP_ORDER = [
     "Container images",
     "Network",
     "Availability zones",
+    "Monitoring",
     "Permissions",
 ]
 

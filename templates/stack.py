@@ -33,6 +33,13 @@ class Stack:
         return parameter
 
 
+def deleted_with_the_stack(resource):
+    """Say explicitly that a stateful resource goes with the stack (cfn-lint I3011)."""
+    resource.DeletionPolicy = "Delete"
+    resource.UpdateReplacePolicy = "Delete"
+    return resource
+
+
 def trusted_by(service_principal):
     """An assume-role policy letting one AWS service assume the role."""
     return PolicyDocument(

@@ -337,3 +337,13 @@ def test_only_the_logs_bucket_is_deleted_by_its_emptier():
         sid for sid, s in statements.items() if "s3:DeleteBucket" in json.dumps(s["Action"])
     ]
     assert may_delete_buckets == ["EmptyLogsBucket"]
+
+
+def test_every_alarm_notifies_the_operators_topic_when_one_is_given():
+    alarms = {k: r for k, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert len(alarms) == 4
+    for logical_id, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [
+            {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]}
+        ], logical_id
+    assert TEMPLATE["Parameters"]["AlarmTopicArn"]["Default"] == ""

@@ -66,6 +66,10 @@ GOOD_AND_BAD = {
         ["g4dn.xlarge", "ml.g4dn.xlarge,", "ml.g4dn.xlarge, ml.g5.xlarge", "ML.G4DN.XLARGE"],
     ),
     "KeepImagesOnDelete": (["true", "false"], ["", "True", "yes", "1"]),
+    "AlarmTopicArn": (
+        ["", "arn:aws:sns:eu-central-1:123456789012:gc-on-call"],
+        ["gc-on-call", "arn:aws:sqs:eu-central-1:123456789012:q", "arn:aws:sns:eu-central-1:1:x"],
+    ),
     "PermissionsBoundaryArn": (
         ["", "arn:aws:iam::123456789012:policy/GrandChallengeComponentsLaunch-Boundary"],
         ["arn:aws:iam::aws:policy/AdministratorAccess", "Boundary", "arn:aws:iam::1234:policy/x"],
