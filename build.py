@@ -291,7 +291,8 @@ def command_publish(args):
     rendered = render_all(settings, sorted(settings["regions"]), run_lint=False)
     stale = sorted(n for n, (body, _) in rendered.items() if _read(args.dist / n) != body)
     if stale:
-        raise BadInputError(f"{args.dist}/{stale[0]} is stale: run `python build.py` first")
+        state = "is missing" if _read(args.dist / stale[0]) is None else "is stale"
+        raise BadInputError(f"{args.dist}/{stale[0]} {state}: run `python build.py` first")
     return publish.main(args, settings, args.dist)
 
 

@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="publish a version built from a work tree with uncommitted changes",
     )
     parser.add_argument(
+        "--allow-replacement",
+        action="store_true",
+        help="publish a version even if updating stacks to it replaces or removes a stateful "
+        "resource",
+    )
+    parser.add_argument(
         "--check-member",
         action="store_true",
         help="read only, with a member account's credentials: is the shared product launchable?",
@@ -97,6 +103,7 @@ def _settings(args: argparse.Namespace, settings: dict[str, Any]):
         portfolio=getattr(args, "portfolio", None),
         principals=getattr(args, "principal", None),
         launch_role=getattr(args, "launch_role", None),
+        allow_replacement=bool(getattr(args, "allow_replacement", False)),
     )
     return dry_run, regions, version, config
 

@@ -88,6 +88,7 @@ class PublishConfig:
     share_with: tuple[str, ...] = ()
     share_principals: bool = True
     stack_set: StackSetConfig = field(default_factory=StackSetConfig)
+    allow_replacement: bool = False  # publish even if the upgrade loses a stateful resource
 
     @classmethod
     def from_settings(
@@ -97,6 +98,7 @@ class PublishConfig:
         portfolio: str | None = None,
         principals: list[str] | None = None,
         launch_role: str | None = None,
+        allow_replacement: bool = False,
     ) -> PublishConfig:
         try:
             section = settings["publish"]
@@ -123,6 +125,7 @@ class PublishConfig:
                     deployment_targets=tuple(stack_set.get("deployment_targets") or []),
                     call_as=stack_set.get("call_as", "SELF"),
                 ),
+                allow_replacement=allow_replacement,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UsageError(f"params/build.json: bad or missing publish setting {exc}") from exc
@@ -220,11 +223,16 @@ class Target:
 
     @property
     def key(self) -> str:
-        return f"templates/{self.sha256}.json"
+        return template_key(self.sha256)
 
     @property
     def description(self) -> str:
         return f"Release {self.version}, template sha256:{self.sha256}"
+
+
+def template_key(sha256: str) -> str:
+    """Where a template is uploaded in the artifact bucket: content-addressed."""
+    return f"templates/{sha256}.json"
 
 
 def template_path(dist_dir: Path, region: str) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from .config import (
 )
 from .decide import plan_region
 from .organization import plan_stack_set, read_stack_set
-from .state import Context, read_bucket, read_catalog
+from .state import Context, read_bucket, read_catalog, read_previous_template
+from .versions import upgrade_from
 
 BUCKET_NAME_LIMIT = 63
 
@@ -60,6 +61,9 @@ def plan_catalog_region(
     context = region_context(target, identity, config)
     bucket = read_bucket(clients.s3, context, target.key)
     catalog = read_catalog(clients.servicecatalog, clients.iam, config, target)
+    previous = upgrade_from(catalog.artifacts, target)
+    if previous is not None:  # a new version: read what stacks would update from
+        catalog = replace(catalog, previous=read_previous_template(clients.s3, context, previous))
     return context, plan_region(config, target, context, bucket, catalog)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from .aws import (
     find_one_by_name,
     get_or_none,
 )
-from .config import PublishConfig, PublishError, Target, role_name
+from .config import PublishConfig, PublishError, Target, role_name, template_key
 
 EPOCH = datetime.min.replace(tzinfo=UTC)
 SHA256_MARKER = re.compile(r"sha256:([0-9a-f]{64})")
@@ -79,6 +80,17 @@ class Share:
 
 
 @dataclass(frozen=True)
+class PreviousTemplate:
+    """The template of the version stacks update from, for the upgrade preview."""
+
+    version: str  # the version's name
+    id: str
+    location: str = ""  # s3://bucket/key it was uploaded to
+    template: dict[str, Any] | None = None
+    problem: str | None = None  # why ``template`` could not be read
+
+
+@dataclass(frozen=True)
 class CatalogState:
     portfolio: dict[str, Any] | None = None  # PortfolioDetail
     product: dict[str, Any] | None = None  # ProductViewSummary
@@ -90,6 +102,7 @@ class CatalogState:
     shares: tuple[Share, ...] = ()
     organizations_access: str | None = None  # read only when shares are configured
     launch_role_exists: bool | None = None  # None: no launch role configured
+    previous: PreviousTemplate | None = None  # read only when a new version is created
 
 
 def read_bucket(s3: Any, context: Context, key: str) -> BucketState:
@@ -139,6 +152,31 @@ def read_bucket(s3: Any, context: Context, key: str) -> BucketState:
         policy=json.loads(policy["Policy"]) if policy else None,
         object_exists=head is not None,
     )
+
+
+def read_previous_template(s3: Any, context: Context, artifact: Artifact) -> PreviousTemplate:
+    """``artifact``'s template, from the content-addressed key this publisher uploaded it to."""
+    found = PreviousTemplate(artifact.name, artifact.id)
+    if artifact.sha256 is None:
+        return replace(found, problem="its description names no template sha256")
+    key = template_key(artifact.sha256)
+    found = replace(found, location=f"s3://{context.bucket}/{key}")
+    answer = get_or_none(
+        s3.get_object,
+        NOT_FOUND_CODES,
+        Bucket=context.bucket,
+        Key=key,
+        ExpectedBucketOwner=context.account,
+    )
+    if answer is None:
+        return replace(found, problem=f"{found.location} does not exist")
+    body = answer["Body"].read()
+    if hashlib.sha256(body).hexdigest() != artifact.sha256:
+        return replace(found, problem=f"{found.location} does not hold the template it names")
+    try:
+        return replace(found, template=json.loads(body))
+    except ValueError:
+        return replace(found, problem=f"{found.location} is not JSON")
 
 
 def find_portfolio(sc: Any, name: str) -> dict[str, Any] | None:

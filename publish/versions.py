@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+from templates.preview import Change, TemplateError, replacements
+
 from .actions import Action, Plan, Ref
 from .config import PublishConfig, Target, product_fields
-from .state import Artifact, CatalogState, Context
+from .state import Artifact, CatalogState, Context, PreviousTemplate
 
 #: Warn this many versions before the per-product quota.
 QUOTA_HEADROOM = 20
@@ -32,12 +36,25 @@ def published_as(artifacts: tuple[Artifact, ...], target: Target) -> Artifact | 
     return same[0] if same else None
 
 
+def conflicting(artifacts: tuple[Artifact, ...], target: Target) -> list[Artifact]:
+    """Versions named like the target that hold other bytes (versions are never changed)."""
+    return [a for a in artifacts if a.name == target.version and a.sha256 != target.sha256]
+
+
+def upgrade_from(artifacts: tuple[Artifact, ...], target: Target) -> Artifact | None:
+    """The version whose template the upgrade preview compares the target with: the newest
+    active one, when the target becomes a new version (None otherwise: nothing to read)."""
+    if conflicting(artifacts, target) or published_as(artifacts, target) is not None:
+        return None
+    return max((a for a in artifacts if a.active), key=lambda a: (a.created, a.id), default=None)
+
+
 def plan_version(
     config: PublishConfig, target: Target, context: Context, state: CatalogState
 ) -> Plan:
     plan = Plan()
-    named = [a for a in state.artifacts if a.name == target.version]
-    if any(a.sha256 != target.sha256 for a in named):
+    named = conflicting(state.artifacts, target)
+    if named:
         plan.blockers.append(
             f"version {target.version!r} is already published ({named[0].id}) with another "
             f"template; published versions are never changed: release a new version"
@@ -51,6 +68,7 @@ def plan_version(
     if not _within_quota(plan, config, len(state.artifacts)):
         return plan
     plan.creates_version, plan.version = True, target.version
+    plan.extend(plan_upgrade_check(config, target, state.previous))
     if state.product is None:
         plan.creates_product = True
         plan.add(_create_product(config, target, context))
@@ -73,6 +91,50 @@ def plan_version(
         )
     plan.extend(retire(config, state, None))
     return plan
+
+
+def plan_upgrade_check(
+    config: PublishConfig, target: Target, previous: PreviousTemplate | None
+) -> Plan:
+    """Refuse (or, with --allow-replacement, warn about) a new version that stacks on the
+    previous one cannot be updated to without replacing or removing a stateful resource."""
+    plan = Plan()
+    if previous is None:
+        return plan
+    upgrade = (
+        f"updating stacks from version {previous.version!r} ({previous.id}) to {target.version!r}"
+    )
+    problem, destructive = previous.problem, []
+    if problem is None:
+        try:
+            new = json.loads(target.body)
+            destructive = replacements(previous.template, new, None, target.region).destructive
+        except TemplateError as exc:
+            problem = f"the preview cannot read the templates: {exc}"
+    if problem is not None:
+        finding = f"cannot tell whether {upgrade} replaces a stateful resource: {problem}"
+    elif destructive:
+        inspect = (
+            f"python build.py diff {previous.version} {target.template} "
+            f"--template {target.template.name}"
+        )
+        finding = (
+            f"{upgrade} would {', '.join(_describe(change) for change in destructive)}; "
+            f"inspect it with `{inspect}` ({previous.version} was uploaded as {previous.location})"
+        )
+    else:
+        plan.notes.append(f"{upgrade} replaces or removes no stateful resource")
+        return plan
+    if config.allow_replacement:
+        plan.warnings.append(f"{finding}; publishing anyway (--allow-replacement)")
+    else:
+        plan.blockers.append(f"{finding}; pass --allow-replacement to publish anyway")
+    return plan
+
+
+def _describe(change: Change) -> str:
+    maybe = "" if change.certain else "possibly "
+    return f"{maybe}{change.action} {change.logical_id} ({change.resource_type}; {change.stateful})"
 
 
 def _reuse(plan: Plan, existing: Artifact, target: Target, state: CatalogState) -> None:

@@ -169,3 +169,43 @@ def published_state(*artifacts, **overrides):
 def no_aws(region):
     """A client factory for runs that must stop before any AWS call."""
     raise AssertionError(f"this run must not build AWS clients (asked for {region})")
+
+
+def stack_template(inputs_bucket="gc-prod-inputs", retention="30", description="Components"):
+    """A small runtime-like template: a stateful bucket and log group, retention a parameter."""
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": description,
+        "Parameters": {
+            "LogRetentionDays": {"Type": "Number", "Default": retention},
+        },
+        "Resources": {
+            "InputsBucket": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {"BucketName": inputs_bucket},
+            },
+            "TrainingJobsLogGroup": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {
+                    "LogGroupName": "/aws/sagemaker/TrainingJobs",
+                    "RetentionInDays": {"Ref": "LogRetentionDays"},
+                },
+            },
+        },
+    }
+    return json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+
+
+def published_artifact(number, body, *, active=True):
+    """Version v1.<number>.0 published by this tool from ``body``."""
+    return Artifact(
+        id=f"pa-{number:013d}",
+        name=f"v1.{number}.0",
+        description=f"Release v1.{number}.0, template sha256:{sha(body)}",
+        active=active,
+        created=T0 + timedelta(days=number),
+    )
+
+
+def body_target(body, version=VERSION, region=REGION):
+    return Target(region, Path(f"dist/{region}.json"), body, version)

@@ -173,3 +173,35 @@ def stub_first_publish(stub: Stubber, *, description, name):
         },
     )
     stub.add_response("associate_principal_with_portfolio", {})
+
+
+def stub_new_version(stub: Stubber, *, artifact_id, name, description, url, deprecate):
+    """The writes of a new version on an existing product (after stub_reads(exists=True)):
+    create it, wait until it is AVAILABLE, then deprecate the older version ``deprecate``."""
+    created = creating_artifact(artifact_id, name, description, status="CREATING")
+    parameters = {
+        "Name": name,
+        "Description": description,
+        "Info": {"LoadTemplateFromURL": url},
+        "Type": "CLOUD_FORMATION_TEMPLATE",
+        "DisableTemplateValidation": False,
+    }
+    stub.add_response(
+        "create_provisioning_artifact",
+        created,
+        {"ProductId": PRODUCT_ID, "Parameters": parameters},  # botocore adds the token later
+    )
+    stub.add_response(
+        "describe_provisioning_artifact",
+        creating_artifact(artifact_id, name, description),
+        {"ProductId": PRODUCT_ID, "ProvisioningArtifactId": artifact_id},
+    )
+    old = {"ProductId": PRODUCT_ID, "ProvisioningArtifactId": deprecate}
+    stub.add_response(
+        "update_provisioning_artifact",
+        {
+            "ProvisioningArtifactDetail": {"Id": deprecate, "Guidance": "DEPRECATED"},
+            "Status": "AVAILABLE",
+        },
+        {**old, "Guidance": "DEPRECATED"},
+    )

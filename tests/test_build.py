@@ -2,6 +2,7 @@
 path (exit 2, one clear line, dist/ untouched), and the outputs env block."""
 
 import json
+import multiprocessing
 import subprocess
 import sys
 
@@ -49,8 +50,15 @@ def test_render_writes_linted_templates_identically_twice(tmp_path, settings_fil
     dist = tmp_path / "dist"
     first = run_build("--settings", str(settings_file), "--dist", str(dist))
     assert first.returncode == 0, first.stderr
-    lines = first.stdout.splitlines()
-    assert lines[0].startswith("eu-central-1") and "0 lint findings" in lines[0]
+    *progress, last = first.stdout.splitlines()
+    # one line per template, in the order they finish, then the summary
+    assert sorted(line.split()[0] for line in progress) == [
+        "eu-central-1.json",
+        "eu-west-1.json",
+        "launch-role.json",
+    ]
+    assert all(line.endswith(" 0 lint findings") for line in progress), progress
+    assert last.startswith(f"wrote 3 templates to {dist} in ")
     written = snapshot(dist)
     assert sorted(written) == ["eu-central-1.json", "eu-west-1.json", "launch-role.json"]
     second = run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint")
@@ -74,6 +82,20 @@ def test_check_reports_a_stale_template(tmp_path, settings_file):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"stale: {stale} differs from what the sources render"
+
+
+def test_check_says_missing_for_a_template_not_in_dist(tmp_path, settings_file):
+    dist = tmp_path / "dist"
+    assert (
+        run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint").returncode
+        == 0
+    )
+    (dist / "launch-role.json").unlink()
+    result = run_build(
+        "--settings", str(settings_file), "--dist", str(dist), "--check", "--no-lint"
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"stale: {dist / 'launch-role.json'} is missing"
 
 
 def bad_settings(tmp_path, text):
@@ -117,6 +139,33 @@ def test_missing_settings_file_and_unknown_region_flag(tmp_path, settings_file):
         result.stderr.strip()
         == "error: region 'us-east-1' is not a target region in the settings file"
     )
+
+
+@pytest.mark.parametrize("regions", [",", " , ", ""])
+def test_regions_flag_naming_no_region_exits_2(tmp_path, settings_file, regions):
+    dist = tmp_path / "dist"
+    result = run_build("--settings", str(settings_file), "--dist", str(dist), "--regions", regions)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: --regions {regions!r} names no region, e.g. eu-central-1,eu-west-1\n"
+    )
+    assert not dist.exists()
+
+
+def test_a_publish_that_cannot_be_imported_says_why(monkeypatch, capsys, settings_file):
+    monkeypatch.setitem(sys.modules, "publish", None)  # any import of it raises ImportError
+    assert build.main(["publish", "--dry-run", "--version", "v1.0.0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "error: publish cannot load publish.py: import of publish halted; None in sys.modules\n"
+    )
+    # the other commands do not need publish.py, and still reject unknown arguments
+    with pytest.raises(SystemExit) as exit_:
+        build.main(["--settings", str(settings_file), "--no-lint", "--dry-run"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith("error: unrecognized arguments: --dry-run\n")
+    assert build.main(["--settings", str(settings_file), "--regions", ","]) == 2
 
 
 def test_unwritable_dist_exits_2_and_writes_nothing(tmp_path, settings_file):
@@ -270,6 +319,35 @@ def test_lint_findings_exit_1_and_leave_dist_unwritten(tmp_path, settings_file, 
     code = build.main(["--settings", str(settings_file), "--dist", str(dist)])
     assert code == 1
     assert snapshot(dist) == {}
+
+
+RELEASED = None  # set by the parent when a later template is reported; read by forked workers
+
+
+def lint_first_waits_for_a_later_one(region, body):
+    if b"euc1-az1" in body:  # eu-central-1, submitted first (the launch role has no zones)
+        # the first template submitted: reported only after another one has been
+        return [] if RELEASED.wait(timeout=30) else ["never released: reports in submit order"]
+    return []
+
+
+def test_each_template_is_reported_as_soon_as_its_lint_finishes(settings_file, monkeypatch):
+    context = multiprocessing.get_context("fork")
+    monkeypatch.setattr(sys.modules[__name__], "RELEASED", context.Event())
+    monkeypatch.setattr(build, "lint", lint_first_waits_for_a_later_one)
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
+    settings = build.load_settings(settings_file)
+    reported = []
+
+    def on_done(name, body, findings):
+        reported.append((name, findings))
+        RELEASED.set()
+
+    rendered = build.render_all(settings, ["eu-central-1", "eu-west-1"], on_done=on_done)
+
+    assert reported[0][0] != "eu-central-1.json"
+    assert sorted(reported) == [(name, []) for name in sorted(rendered)]
+    assert list(rendered) == ["eu-central-1.json", "eu-west-1.json", "launch-role.json"]
 
 
 def test_readme_diagram_is_drawn_from_the_current_template():

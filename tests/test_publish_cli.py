@@ -20,9 +20,17 @@ from tests.publish_fixtures import (
     VERSION,
     no_aws,
     sha,
+    stack_template,
     template_bytes,
 )
-from tests.publish_stubs import S3_WRITE, SC_WRITE, Recorder, stub_first_publish, stub_reads
+from tests.publish_stubs import (
+    S3_WRITE,
+    SC_WRITE,
+    Recorder,
+    stub_first_publish,
+    stub_new_version,
+    stub_reads,
+)
 
 ONE_REGION = {**SETTINGS, "regions": {REGION: SETTINGS["regions"][REGION]}}
 
@@ -138,6 +146,7 @@ def test_first_publish_creates_everything_then_a_bytes_identical_commit_writes_n
     world.stub.assert_no_pending_responses()
     assert world.sc_calls.writes(SC_WRITE) == []
     assert world.s3_calls.writes(S3_WRITE) == []
+    assert "GetObject" not in world.s3_calls.calls  # no new version: no upgrade preview
     assert f"already published as version '{VERSION}' (pa-0000000000001)" in out
     assert "unchanged; offers version v1.2.0" in out
 
@@ -215,3 +224,98 @@ def test_a_failing_step_stops_its_region_and_says_which(world, dist, capsys):
     assert "x (failed) create portfolio 'Grand Challenge'" in out
     assert "- not done: create product" in out
     assert "access denied calling CreatePortfolio: not allowed" in out
+
+
+BUCKET = f"gc-test-templates-{ACCOUNT}-{REGION}"
+PREVIOUS_BODY = stack_template()
+
+
+def previously_published(world, dist, new_body):
+    """Version v1.1.0 of PREVIOUS_BODY is published (its template in the artifact bucket), and
+    dist/ now holds ``new_body``; the reads of the catalog are stubbed."""
+    world.create_launch_role()
+    world.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    world.s3.put_object(
+        Bucket=BUCKET, Key=f"templates/{sha(PREVIOUS_BODY)}.json", Body=PREVIOUS_BODY
+    )
+    (dist / f"{REGION}.json").write_bytes(new_body)
+    published = {
+        "Id": "pa-0000000000001",
+        "Name": "v1.1.0",
+        "Description": description(PREVIOUS_BODY, "v1.1.0"),
+    }
+    stub_reads(world.stub, exists=True, artifacts=[published])
+    world.s3_calls.calls.clear()
+
+
+def expect_new_version(world, new_body):
+    stub_new_version(
+        world.stub,
+        artifact_id="pa-0000000000002",
+        name=VERSION,
+        description=description(new_body),
+        url=f"https://{BUCKET}.s3.{REGION}.amazonaws.com/templates/{sha(new_body)}.json",
+        deprecate="pa-0000000000001",
+    )
+
+
+def test_a_release_that_replaces_a_bucket_is_refused_before_any_write(world, dist, capsys):
+    previously_published(world, dist, stack_template(inputs_bucket="gc-prod-inputs-2"))
+    assert run(world, dist) == 1
+    out = capsys.readouterr().out
+    world.stub.assert_no_pending_responses()
+    assert "GetObject" in world.s3_calls.calls
+    assert world.s3_calls.writes(S3_WRITE) == [] and world.sc_calls.writes(SC_WRITE) == []
+    assert (
+        "! blocked: updating stacks from version 'v1.1.0' (pa-0000000000001) to 'v1.2.0' would "
+        "replace InputsBucket (AWS::S3::Bucket; bucket: its objects)"
+    ) in out
+    assert "pass --allow-replacement to publish anyway" in out
+
+
+def test_allow_replacement_publishes_the_version_with_a_warning(world, dist, capsys):
+    new_body = stack_template(inputs_bucket="gc-prod-inputs-2")
+    previously_published(world, dist, new_body)
+    expect_new_version(world, new_body)
+    assert run(world, dist, "--allow-replacement") == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    world.stub.assert_no_pending_responses()
+    assert world.sc_calls.writes(SC_WRITE) == [
+        "CreateProvisioningArtifact",
+        "UpdateProvisioningArtifact",
+    ]
+    assert "! warning: updating stacks from version 'v1.1.0'" in out
+    assert "publishing anyway (--allow-replacement)" in out
+
+
+def test_an_in_place_change_publishes_without_warning(world, dist, capsys):
+    new_body = stack_template(retention="90")
+    previously_published(world, dist, new_body)
+    expect_new_version(world, new_body)
+    assert run(world, dist) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    world.stub.assert_no_pending_responses()
+    assert "CreateProvisioningArtifact" in world.sc_calls.writes(SC_WRITE)
+    assert "replaces or removes no stateful resource" in out
+    assert "--allow-replacement" not in out
+
+
+@pytest.mark.parametrize(
+    ("on_disk", "state"), [(None, "is missing"), (b"{}", "is stale")], ids=["missing", "stale"]
+)
+def test_build_publish_says_whether_a_dist_file_is_missing_or_stale(
+    tmp_path, monkeypatch, on_disk, state
+):
+    import build
+
+    rendered = {"launch-role.json": (b"{1}", None), f"{REGION}.json": (b"{2}", None)}
+    (tmp_path / "launch-role.json").write_bytes(b"{1}")
+    if on_disk is not None:
+        (tmp_path / f"{REGION}.json").write_bytes(on_disk)
+    monkeypatch.setattr(build, "load_settings", lambda path: ONE_REGION)
+    monkeypatch.setattr(build, "render_all", lambda settings, regions, run_lint: rendered)
+    monkeypatch.setattr(publish, "main", no_aws)  # never reached
+    args = argparse.Namespace(settings=None, dist=tmp_path)
+    with pytest.raises(build.BadInputError) as raised:
+        build.command_publish(args)
+    assert str(raised.value) == f"{tmp_path}/{REGION}.json {state}: run `python build.py` first"
