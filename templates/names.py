@@ -7,8 +7,6 @@ several regions of an account; they follow the Terraform module's shape otherwis
 ``tests/test_names.py`` checks every pattern against its service's length limit.
 """
 
-from contextvars import ContextVar
-
 from troposphere import Equals, If, Ref, Sub
 
 PATTERNS = {
@@ -94,9 +92,6 @@ TERRAFORM_MODULE_PATTERNS = {
     "logs_policy": "SAGEMAKER_${NamePrefix}-components_LOGS",
     "ecr_policy": "ECR_${NamePrefix}_READ_WRITE_DELETE",
 }
-# Set by add_naming_parameter for the template being built: a template built without the
-# parameter (and so without the condition) keeps plain region-unique names.
-_naming_condition = ContextVar("naming_condition", default=None)
 
 
 def add_naming_parameter(stack):
@@ -117,7 +112,6 @@ def add_naming_parameter(stack):
     stack.template.add_condition(
         USE_TERRAFORM_MODULE_NAMES, Equals(Ref(NAME_STYLE_PARAMETER), TERRAFORM_MODULE_NAMES)
     )
-    _naming_condition.set(USE_TERRAFORM_MODULE_NAMES)
 
 
 def name(key, **variables):
@@ -128,7 +122,7 @@ def name(key, **variables):
         return pattern
     current = Sub(pattern, **variables) if variables else Sub(pattern)
     module_pattern = TERRAFORM_MODULE_PATTERNS.get(key, pattern)
-    if module_pattern == pattern or _naming_condition.get() is None:
+    if module_pattern == pattern:
         return current
     module = Sub(module_pattern, **variables) if variables else Sub(module_pattern)
-    return If(_naming_condition.get(), module, current)
+    return If(USE_TERRAFORM_MODULE_NAMES, module, current)

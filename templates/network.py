@@ -276,6 +276,9 @@ def _add_zone(stack, vpc, network_acl, index, zone_id, slices):
         ec2.SubnetNetworkAclAssociation(
             f"PrivateNetworkAclAssociation{suffix}",
             Condition=condition,
+            # A subnet moves to this ACL only once it lets S3 through: on create nothing runs
+            # yet, but a subnet taken over from elsewhere (build.py migrate) has running jobs.
+            DependsOn=["S3NetworkAclEntries"],
             SubnetId=Ref(subnet),
             NetworkAclId=Ref(network_acl),
         )

@@ -6,6 +6,7 @@ from .custom_resources import add_custodian
 from .events import add_stopped_jobs_rule
 from .iam import add_iam
 from .logs import add_logs
+from .names import add_naming_parameter
 from .network import (
     add_flow_log,
     add_network,
@@ -54,6 +55,7 @@ def build_template(region: Region) -> Template:
         ),
         Description="Prefix of every name; Grand Challenge's COMPONENTS_REGISTRY_PREFIX.",
     )
+    add_naming_parameter(stack)
     _refuse_other_regions(stack)
     logs_bucket_name, logs_bucket_arn = add_logs_bucket(stack)
     logs = add_logs(stack)

@@ -16,7 +16,7 @@ from troposphere import Equals, GetAtt, If, Join, Ref, Sub, Tags, s3
 
 from .custom_resources import CUSTODIAN, add_custom_resource, allow_custodian
 from .functions.empty_bucket import OPT_IN_TAG_KEY
-from .names import PATTERNS, name
+from .names import name
 from .stack import Stack, arn
 
 GROUP = "Logging"
@@ -101,10 +101,7 @@ def add_logs_bucket(stack: Stack):
                     # Only the stack's own buckets log here (ARNs from names: no dependency).
                     ArnLike(
                         "aws:SourceArn",
-                        [
-                            Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[key]}")
-                            for key in ("inputs_bucket", "outputs_bucket")
-                        ],
+                        [stack_bucket_arn(key) for key in ("inputs_bucket", "outputs_bucket")],
                     ),
                 ]
             ),
@@ -147,6 +144,11 @@ def add_logs_bucket(stack: Stack):
     )
 
 
+def stack_bucket_arn(name_key, suffix=""):
+    """A stack bucket's ARN from its name (whichever NameStyle), without a reference to it."""
+    return Sub("arn:${AWS::Partition}:s3:::${Bucket}" + suffix, Bucket=name(name_key))
+
+
 def _skips(*pairs):
     return {"checkov": {"skip": [{"id": check, "comment": reason} for check, reason in pairs]}}
 
@@ -186,7 +188,6 @@ def add_emptier(stack: Stack, bucket, name_key, condition=None, delete_bucket=Fa
     ARN is built from the name, so the grant holds whether or not the bucket is created).
     With ``delete_bucket`` the emptier also deletes the bucket right after emptying it, so late
     log deliveries cannot make CloudFormation's own DeleteBucket fail."""
-    bucket_arn = Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[name_key]}")
     deletes_bucket = [Action("s3", "DeleteBucket")] if delete_bucket else []
     allow_custodian(
         stack,
@@ -203,7 +204,7 @@ def add_emptier(stack: Stack, bucket, name_key, condition=None, delete_bucket=Fa
                 Action("s3", "AbortMultipartUpload"),
                 *deletes_bucket,
             ],
-            Resource=[bucket_arn, Sub(f"arn:${{AWS::Partition}}:s3:::{PATTERNS[name_key]}/*")],
+            Resource=[stack_bucket_arn(name_key), stack_bucket_arn(name_key, "/*")],
         ),
     )
     if not any(
@@ -240,7 +241,7 @@ def add_io_bucket(stack: Stack, logical_id, name_key, logs_bucket_name):
             BucketEncryption=_sse_s3(),
             LoggingConfiguration=s3.LoggingConfiguration(
                 DestinationBucketName=logs_bucket_name,
-                LogFilePrefix=Sub(f"s3/{PATTERNS[name_key]}/"),
+                LogFilePrefix=Sub("s3/${Bucket}/", Bucket=name(name_key)),
             ),
             VersioningConfiguration=s3.VersioningConfiguration(Status="Suspended"),
             AccelerateConfiguration=s3.AccelerateConfiguration(AccelerationStatus="Suspended"),

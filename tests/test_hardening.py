@@ -94,7 +94,11 @@ def test_logs_bucket_is_created_only_when_none_is_given_and_lets_only_our_logs_i
         conditions = statements[sid]["Condition"]
         assert conditions["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     sources = statements["S3ServerAccessLogs"]["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert [source["Fn::Sub"].rsplit("-", 1)[1] for source in sources] == ["inputs", "outputs"]
+    # The ARNs of exactly the stack's I/O bucket names (whichever NameStyle), no reference.
+    assert [source["Fn::Sub"][1]["Bucket"] for source in sources] == [
+        RESOURCES[bucket]["Properties"]["BucketName"]
+        for bucket in ("InputsBucket", "OutputsBucket")
+    ]
     for sid in ("VpcFlowLogsWrite", "VpcFlowLogsAclCheck"):
         assert statements[sid]["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
         assert "aws:SourceArn" in statements[sid]["Condition"]["ArnLike"]
@@ -122,8 +126,13 @@ def test_the_custodian_may_empty_only_the_stacks_buckets_and_invoke_only_itself(
     statements = custodian_statements()
     for bucket, suffix in (("Inputs", "inputs"), ("Outputs", "outputs"), ("Logs", "logs")):
         resources = statements[f"Empty{bucket}Bucket"]["Resource"]
-        arn = "arn:${AWS::Partition}:s3:::${NamePrefix}-${AWS::AccountId}-${AWS::Region}-" + suffix
-        assert resources == [{"Fn::Sub": arn}, {"Fn::Sub": arn + "/*"}]
+        name = RESOURCES[f"{bucket}Bucket"]["Properties"]["BucketName"]
+        assert suffix in json.dumps(name)
+        arn = "arn:${AWS::Partition}:s3:::${Bucket}"
+        assert resources == [
+            {"Fn::Sub": [arn, {"Bucket": name}]},
+            {"Fn::Sub": [arn + "/*", {"Bucket": name}]},
+        ]
     assert statements["EmptyInNewInvocation"]["Resource"] == [{"Fn::GetAtt": ["Custodian", "Arn"]}]
 
 

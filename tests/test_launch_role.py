@@ -99,6 +99,10 @@ def resolve(value, variables=SAMPLE):
         return [resolve(item, variables) for item in value]
     if not isinstance(value, dict):
         return value
+    if set(value) == {"Fn::If"} and value["Fn::If"][0] == "UseTerraformModuleNames":
+        # Service Catalog launches keep region-unique names; the module's are for a stack
+        # `build.py migrate` takes over with the plain CloudFormation API.
+        return resolve(value["Fn::If"][2], variables)
     if set(value) == {"Fn::Sub"}:
         text, local = value["Fn::Sub"], {}
         if isinstance(text, list):

@@ -66,6 +66,7 @@ GOOD_AND_BAD = {
         ["g4dn.xlarge", "ml.g4dn.xlarge,", "ml.g4dn.xlarge, ml.g5.xlarge", "ML.G4DN.XLARGE"],
     ),
     "KeepImagesOnDelete": (["true", "false"], ["", "True", "yes", "1"]),
+    "NameStyle": (["region-unique", "terraform-module"], ["", "terraform", "Region-Unique"]),
     "AlarmTopicArn": (
         ["", "arn:aws:sns:eu-central-1:123456789012:gc-on-call"],
         ["gc-on-call", "arn:aws:sqs:eu-central-1:123456789012:q", "arn:aws:sns:eu-central-1:1:x"],
