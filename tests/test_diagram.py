@@ -241,9 +241,14 @@ def test_stopped_jobs_rule_targets_the_queue_and_the_log_group(name):
     assert log_groups
     for log_group in log_groups:
         assert drawn.has_edge(rule, node(log_group), "target")
+    rule_targets = tmpl["Resources"][stopped_jobs_rule(tmpl)]["Properties"]["Targets"]
+    target_arns = json.dumps([target["Arn"] for target in rule_targets])
+    dead_letters = json.dumps([target.get("DeadLetterConfig") for target in rule_targets])
     for queue in of_type(tmpl, "AWS::SQS::Queue"):
-        if queue in targets:
+        if queue in target_arns:
             assert drawn.has_edge(rule, node(queue), "target")
+        if queue in dead_letters:
+            assert drawn.has_edge(rule, node(queue), "dead letters")
 
 
 @pytest.mark.parametrize("name", DIST_FILES)
