@@ -1,341 +1,260 @@
-"""The bucket emptier against `aws s3 rm --recursive` on one local moto server.
+"""The bucket emptier against CDK's autoDeleteObjects algorithm and boto3's documented
+``bucket.object_versions.delete()``, on a timing model of S3 (benchmarks/s3_model.py).
 
-Prints versions/s, S3 requests per 1,000 versions (every HTTP attempt the handler sends,
-counted with a botocore hook), and the handler's peak traced memory on a small and a big
-bucket (flat: it streams page by page). Targets: <= 2.05 requests per 1,000 versions,
->= 10x the CLI's objects/s, flat memory. Run from the repository root:
+Every client is the real botocore client (serialising, signing, retrying, parsing); only the
+HTTP exchange is replaced by the model, which waits for S3's published latency and enforces
+its published per-prefix DELETE rate (see the model's calibration, printed first). The model
+is for timing only: correctness is tested on moto in tests/test_empty_bucket.py. Run from the
+repository root:
 
-    python benchmarks/empty_bucket.py [--versions 80000] [--markers 20000] [--small 20000]
-    python benchmarks/empty_bucket.py --versions 8000 --small 2000   # about 30 s
+    .venv/bin/python benchmarks/empty_bucket.py                  # ~6 min on 2 busy cores
+    .venv/bin/python benchmarks/empty_bucket.py --sizes 20000 --memory-sizes 2000   # ~1 min
+    .venv/bin/python benchmarks/empty_bucket.py --time-scale 1 --full-baselines    # no CPU skew
+    .venv/bin/python benchmarks/empty_bucket.py --partitions 4   # a bucket S3 has split
 
-The data, identical for every run: ``versions / 2`` keys of 2 versions each, the first
-``markers`` keys also carrying a delete marker (deleted objects). Unless --stock-moto, the
-server process (only it; the handler is untouched) replaces moto's ListObjectVersions, which
-sorts and deep-copies every version in the bucket for every page (quadratic: 100k versions
-take minutes, where S3 answers a page in ~100 ms, and a key deleted meanwhile crashes it),
-by one that seeks to the marker and answers the same (checked at start-up against moto's on
-a small bucket). ETags are computed when filling, as S3 stores them on upload (moto computes
-them lazily from the body). moto's ListObjectsV2, which the CLI uses, is left as it is.
+Baselines, as published (sequential, one request at a time):
+- CDK: aws-cdk-lib custom-resource-handlers/lib/aws-s3/auto-delete-objects-handler:
+  GetBucketTagging, GetBucketPolicy (+ PutBucketPolicy denying writes), then repeat
+  {ListObjectVersions from the start of the bucket; DeleteObjects of that page} while the
+  listing was truncated. Per-key errors are not read (the next listing from the start finds
+  those keys again, except after the last page).
+- boto3: ``s3.Bucket(name).object_versions.delete()`` (the AWS documentation's example for
+  versioned buckets): a batch action that pages ListObjectVersions with markers and sends one
+  DeleteObjects per page; per-key errors are returned, not retried.
 
-The server runs in its own process (so tracemalloc sees only the handler) and is filled
-there directly. The CLI only removes current objects (a delete marker each, in a versioned
-bucket): its objects/s counts those; versions and markers stay behind.
+Rates are in model seconds: with --time-scale s every modelled wait (and the clients' own
+sleeps and timed waits) lasts s times as long, but CPU time is not scaled: it counts 1/s
+times in model time. A client spending ~0.1 s of CPU per 1,000 versions here is slowed
+noticeably below --time-scale 0.5; "busy" above ~60% means the run measured this machine's
+CPU, not the model. --time-scale 1 is exact (and slow).
 """
 
 import argparse
-import bisect
-import json
-import logging
-import multiprocessing
 import os
-import subprocess
 import sys
-import threading
-import time
-import tracemalloc
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from botocore.handlers import BUILTIN_HANDLERS
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-AWS_CLI = Path(sys.executable).parent / "aws"
-LAMBDA_MEMORY_MB = 256  # the custodian's; Lambda gives 1 vCPU per 1,769 MB
-LAMBDA_VCPU = LAMBDA_MEMORY_MB / 1769
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 REGION = "eu-central-1"
-STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/gc-bench/0b1c2d3e"
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_DEFAULT_REGION=REGION,
     AWS_CONFIG_FILE="/nonexistent",
     AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+    # Anything the model does not answer goes to a closed local port and fails, never to AWS.
+    AWS_ENDPOINT_URL="http://127.0.0.1:9",
 )
-os.environ.pop("AWS_PROFILE", None)
+for name in ("AWS_PROFILE", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
+    os.environ.pop(name, None)
+
+import s3_model  # noqa: E402  (registers the botocore hook before any session exists)
+from bench_runs import run_boto3, run_cdk, run_handler  # noqa: E402
+
+STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/gc-bench/0b1c2d3e"
+TAGS = {"grand-challenge:empty-on-delete": STACK_ID, "aws-cdk:auto-delete-objects": "true"}
+LAMBDA_MEMORY_MB = 512  # the custodian's MemorySize; Lambda gives 1 vCPU per 1,769 MB
+TARGETS = "targets: >= 5x CDK, >= 80% of the ceiling, finishes under 5% SlowDown, flat memory"
 
 
-# --- the moto server process -------------------------------------------------------------
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--sizes", default="100000,1000000", help="handler bucket sizes, versions (a,b,...)")
+    add("--time-scale", type=float, default=0.5, help="wall seconds per model second")
+    add("--partitions", type=int, default=1, help="key ranges S3 has split the bucket into")
+    add("--slowdown", type=float, default=0.05, help="SlowDown fraction injected (0: skip)")
+    add("--base-ms", type=float, default=100, help="model latency of any request")
+    add("--list-key-ms", type=float, default=0.1, help="model latency per listed entry")
+    add("--delete-key-ms", type=float, default=0.5, help="model latency per deleted key")
+    add("--rate", type=float, default=3500, help="DELETE keys/s per partition")
+    add("--concurrency", type=int, default=256, help="requests the model serves at once")
+    add("--baseline-versions", type=int, default=20000, help="bucket size for the baselines")
+    add("--full-baselines", action="store_true", help="baselines at every --sizes size too")
+    add("--memory-sizes", default="10000,100000", help="sizes traced with tracemalloc (a,b,...)")
+    add("--memory-time-scale", type=float, default=0.01, help="time scale of the traced runs")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = sorted({int(size) for size in args.sizes.split(",")})
+        args.memory_sizes = sorted({int(size) for size in args.memory_sizes.split(",") if size})
+    except ValueError:
+        parser.error("--sizes and --memory-sizes take comma-separated integers")
+    if min(*args.sizes, args.baseline_versions) < 2 or args.partitions < 1:
+        parser.error("sizes must be >= 2 and --partitions >= 1")
+    if min(args.time_scale, args.memory_time_scale, args.rate, args.concurrency) <= 0:
+        parser.error("--time-scale, --memory-time-scale, --rate and --concurrency must be > 0")
+    if not 0 <= args.slowdown < 1:
+        parser.error("--slowdown is a fraction in [0, 1)")
+    return args
 
 
-def seek_list_object_versions(original):
-    """moto's ListObjectVersions, seeking to the marker instead of copying and sorting every
-    version in the bucket for each page; the same answers (checked by ``check_listing``)."""
-    from moto.core.utils import unix_time_millis
-    from moto.s3.models import FakeDeleteMarker
-
-    def list_object_versions(
-        self, bucket_name, delimiter=None, key_marker=None, max_keys=1000, prefix="", **kwargs
-    ):
-        version_id_marker = kwargs.get("version_id_marker")
-        if delimiter or prefix or (key_marker and not version_id_marker):
-            return original(
-                self, bucket_name, delimiter, key_marker, max_keys, prefix, version_id_marker
-            )
-        store = self.get_bucket(bucket_name).keys
-        names = sorted(store)
-        versions, markers, last = [], [], None
-        for name in names[bisect.bisect_left(names, key_marker) if key_marker else 0 :]:
-            entries = sorted(
-                store.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified)
-            )
-            if name == key_marker:  # resume after the marker version, as moto does
-                ids = [str(entry.version_id) for entry in entries]
-                if version_id_marker not in ids:
-                    return [], [], [], None, None
-                entries = entries[ids.index(version_id_marker) + 1 :]
-            for position, entry in enumerate(entries):
-                if len(versions) + len(markers) >= max_keys:
-                    return versions, [], markers, last.name, last.version_id
-                twin = object.__new__(type(entry))  # moto deep-copies: a shallow copy will do
-                twin.__dict__.update(entry.__dict__)
-                twin.is_latest = position == 0 and name != key_marker
-                (markers if isinstance(entry, FakeDeleteMarker) else versions).append(twin)
-                last = entry
-        return versions, [], markers, None, None
-
-    return list_object_versions
+def calibration(args, slowdown=0.0):
+    return s3_model.Calibration(
+        base_s=args.base_ms / 1000,
+        list_key_s=args.list_key_ms / 1000,
+        delete_key_s=args.delete_key_ms / 1000,
+        deletes_per_s=args.rate,
+        concurrency=args.concurrency,
+        partitions=args.partitions,
+        slowdown=slowdown,
+        key_slowdown=slowdown,
+    )
 
 
-def check_listing(backend, original, patched):
-    """Both listings page through a small bucket (ties, markers, resumed keys) identically."""
-    backend.create_bucket("gc-check", REGION)
-    backend.put_bucket_versioning("gc-check", "Enabled")
-    for i in range(60):
-        for _ in range(1 + i % 3):
-            backend.put_object("gc-check", f"k/{i % 23:02d}/{i}", b"x")
-        if i % 4 == 0:
-            backend.delete_object("gc-check", f"k/{i % 23:02d}/{i}")
-    for page_size in (1, 7, 1000):
-        pages = {}
-        for name, listing in (("original", original), ("patched", patched)):
-            markers, seen = {}, []
-            while True:
-                versions, _, deletes, key, version = listing(
-                    backend,
-                    "gc-check",
-                    None,
-                    markers.get("key"),
-                    page_size,
-                    "",
-                    version_id_marker=markers.get("version"),
-                )
-                seen.append([(v.name, v.version_id, v.is_latest) for v in versions + deletes])
-                if key is None:
-                    break
-                markers = {"key": key, "version": version}
-            pages[name] = seen
-        assert pages["original"] == pages["patched"], page_size
+def measure(run, args, size, slowdown=0.0, **options):
+    """One run of ``run`` on a fresh model and bucket of ``size`` versions."""
+    model = s3_model.FakeS3(calibration(args, slowdown), scale=args.time_scale).install()
+    bucket = model.add_bucket(f"gc-bench-{size}", size, TAGS)
+    try:
+        with s3_model.scaled_sleep(args.time_scale):
+            return run(model, bucket, **options)
+    finally:
+        model.uninstall()
 
 
-def serve(connection, stock):
-    """Run moto on 127.0.0.1 (any free port) and fill buckets on request."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.s3.models import S3Backend, s3_backends
-
-    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    if not stock:
-        original = S3Backend.list_object_versions
-        S3Backend.list_object_versions = seek_list_object_versions(original)
-        check_listing(backend, original, S3Backend.list_object_versions)
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    connection.send(server.get_host_and_port()[1])
-    while True:
-        command, *args = connection.recv()
-        if command == "fill":
-            bucket, versions, markers = args
-            backend.create_bucket(bucket, REGION)
-            backend.put_bucket_versioning(bucket, "Enabled")
-            backend.put_bucket_tagging(
-                bucket, {"grand-challenge:empty-on-delete": STACK_ID, "team": "gc"}
-            )
-            keys = [f"jobs/{i // 1000:04d}/output-{i:06d}.json" for i in range(versions // 2)]
-            for key in keys:
-                for version in range(2):
-                    # S3 keeps the ETag from the upload; moto computes it lazily from the body,
-                    # which a deleted version no longer has (shallow copies still list it).
-                    _ = backend.put_object(bucket, key, f'{{"{key}": {version}}}'.encode()).etag
-            for key in keys[:markers]:
-                backend.delete_object(bucket, key)
-        if command in ("fill", "count"):
-            store = backend.get_bucket(args[0]).keys
-            entries = sum(len(versions) for _, versions in store.lists())
-            current = sum(1 for _, v in store.lists() if v and type(v[-1]).__name__ == "FakeKey")
-            connection.send((entries, current))
-        if command == "stop":
-            server.stop()
-            return
-
-
-# --- the handler's side ------------------------------------------------------------------
-
-
-REQUESTS = Counter()  # HTTP attempts to S3 by operation, from every botocore session made
-BUILTIN_HANDLERS.append(
-    ("before-send.s3", lambda event_name, **_: REQUESTS.update([event_name.split(".")[-1]]))
+HEADER = (
+    "  run        versions   deleted  model s   vers/s  req/1k  ceil.  CPU s/1k  Lambda cap*"
+    f"  busy  outcome\n  {'-' * 104}"
 )
 
 
-class Responses(ThreadingHTTPServer):
-    """CloudFormation's pre-signed ResponseURL, on 127.0.0.1."""
-
-    def __init__(self):
-        self.bodies = []
-        responses = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self):
-                length = int(self.headers["Content-Length"])
-                responses.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server_port}/response?signature=x"
+def row(result, ceiling):
+    """One result: rate, requests per 1,000, share of the ceiling, CPU; then its requests."""
+    client_cpu = result.client_cpu / max(result.deleted, 1)
+    cap = (LAMBDA_MEMORY_MB / 1769) / client_cpu if client_cpu else 0
+    requests = ", ".join(f"{n:,} {op}" for op, n in sorted(result.requests.items()))
+    throttled = ", ".join(f"{n:,} {kind}" for kind, n in result.throttled.items())
+    return (
+        f"  {result.name:<8} {result.size:>9,} {result.deleted:>9,} {result.model_seconds:>8.1f}"
+        f" {result.rate:>8,.0f} {result.requests_per_1000:>7.2f} {result.rate / ceiling:>6.0%}"
+        f" {1000 * client_cpu:>9.3f} {cap:>12,.0f} {result.cpu_busy:>5.0%}  {result.outcome}\n"
+        f"           requests: {requests}; throttled: {throttled}"
+    )
 
 
-class Context:
-    """A Lambda context with Timeout 900 s counting down for real."""
+def report(results, ceiling):
+    print(HEADER)
+    for result in results:
+        print(row(result, ceiling))
+    print(
+        f"  * versions/s a {LAMBDA_MEMORY_MB} MB Lambda ({LAMBDA_MEMORY_MB / 1769:.2f} vCPU) "
+        "could sustain at this client CPU cost (this machine's CPU; the model's excluded)"
+    )
+    for result in results:
+        if result.cpu_busy > 0.6:
+            print(f"  ! {result.name} {result.size:,}: CPU-bound here; raise --time-scale")
 
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:gc-custodian"
 
-    def __init__(self, timeout_s=900):
-        self.deadline = time.monotonic() + timeout_s
+def diagnosis(result, cal, ceiling, settle_s):
+    """Why the handler fell short of the ceiling, from what it sent and what the model did."""
+    if result.rate >= 0.8 * ceiling:
+        return "at >= 80% of the ceiling"
+    pages = result.requests.get("ListObjectVersions", 0)
+    page_s = cal.base_s + 1000 * cal.list_key_s
+    throttled = sum(result.throttled.values())
+    if not throttled:
+        why = "S3 never throttled it, so it sent deletes slower than S3 allows"
+    elif cal.partitions > 1:
+        why = (
+            f"{throttled:,} throttled answers below the ceiling: listing in key order sends every "
+            f"batch in flight to the same partition, so it gets one partition's rate, not "
+            f"{cal.partitions}"
+        )
+    else:
+        why = f"{throttled:,} throttled answers"
+    return (
+        f"{why}; its {pages} ListObjectVersions pages, one at a time, wait {pages * page_s:.0f} of "
+        f"its {result.model_seconds:.0f} model s (plus their parsing CPU): at most "
+        f"~{1000 / page_s:,.0f} versions/s; and the settle wait after a pass that found versions "
+        f"adds {settle_s} s"
+    )
 
-    def get_remaining_time_in_millis(self):
-        return int((self.deadline - time.monotonic()) * 1000)
 
-
-def run_handler(responses, bucket, trace=False):
-    """Delete event for ``bucket``: (seconds, CPU seconds, S3 requests by operation, peak
-    traced bytes). The moto server runs in another process: the CPU time is the handler's."""
+def summary(args, results, ceiling):
     from templates.functions import empty_bucket
 
-    REQUESTS.clear()
-    event = {
-        "RequestType": "Delete",
-        "ResponseURL": responses.url,
-        "StackId": STACK_ID,
-        "RequestId": f"bench-{bucket}",
-        "LogicalResourceId": "EmptyOutputsBucket",
-        "PhysicalResourceId": empty_bucket.PHYSICAL_ID_PREFIX + bucket,
-        "ResourceType": "Custom::EmptyBucket",
-        "ResourceProperties": {"BucketName": bucket},
-    }
-    if trace:
-        tracemalloc.start()
-    started, cpu = time.perf_counter(), time.process_time()
-    empty_bucket.handler(event, Context())
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak = tracemalloc.get_traced_memory()[1] if trace else 0
-    tracemalloc.stop()
-    answer = responses.bodies[-1]
-    assert answer["RequestId"] == event["RequestId"], answer
-    assert answer["Status"] == "SUCCESS", answer
-    return seconds, cpu, Counter(REQUESTS), peak
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=80_000, help="object versions")
-    parser.add_argument("--markers", type=int, help="delete markers (default: versions / 4)")
-    parser.add_argument("--small", type=int, default=20_000, help="versions of the small bucket")
-    parser.add_argument("--skip-cli", action="store_true", help="do not time the AWS CLI")
-    parser.add_argument(
-        "--stock-moto", action="store_true", help="moto's own ListObjectVersions (slow, flaky)"
-    )
-    args = parser.parse_args()
-    markers = args.versions // 4 if args.markers is None else args.markers
-
-    parent, child = multiprocessing.get_context("fork").Pipe()
-    server = multiprocessing.get_context("fork").Process(
-        target=serve, args=(child, args.stock_moto), daemon=True
-    )
-    server.start()
-    endpoint = f"http://127.0.0.1:{parent.recv()}"
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    responses = Responses()
-    buckets = iter(f"gc-bench-{n}" for n in range(100))
-
-    def fill(versions, markers):
-        bucket = next(buckets)
-        parent.send(("fill", bucket, versions, markers))
-        return bucket, parent.recv()
-
-    def left(bucket):
-        parent.send(("count", bucket))
-        return parent.recv()
-
-    listing = "moto's own" if args.stock_moto else "seeking to the marker"
-    print(f"moto server {endpoint}, ListObjectVersions {listing}")
-    run_handler(responses, fill(100, 25)[0])  # warm-up: loads botocore's models
-
-    peaks = {}
-    for versions in (args.small, args.versions):
-        bucket, (entries, _) = fill(versions, markers * versions // args.versions)
-        peaks[entries] = run_handler(responses, bucket, trace=True)[3]
-        assert left(bucket) == (0, 0)
-
-    bucket, (entries, current) = fill(args.versions, markers)
-    seconds, cpu, requests, _ = run_handler(responses, bucket)
-    assert left(bucket) == (0, 0), left(bucket)
-    handler_rate = entries / seconds
-    total_requests = sum(requests.values())
+    cal, settle = calibration(args), getattr(empty_bucket, "SETTLE_SECONDS", 0)
+    cdk = next(r for r in results if r.name == "CDK")
     print(
-        f"\nhandler: {entries:,} versions ({args.versions:,} object versions + {markers:,} delete "
-        f"markers) deleted in {seconds:.1f} s = {handler_rate:,.0f} versions/s"
+        f"\nceiling: {args.rate:,.0f} DELETE keys/s x {args.partitions} partition(s) the keys "
+        f"span = {ceiling:,.0f} versions/s; CDK (measured at {cdk.size:,}): {cdk.rate:,.0f}/s"
     )
-    print(
-        f"  S3 requests: {total_requests} = {1000 * total_requests / entries:.3f} per 1,000 "
-        f"versions ({', '.join(f'{n} {op}' for op, n in sorted(requests.items()))})"
-    )
-    print(
-        f"  handler CPU: {1000 * cpu / entries:.3f} s per 1,000 versions, i.e. at most "
-        f"{entries / cpu * LAMBDA_VCPU:,.0f} versions/s on a {LAMBDA_MEMORY_MB} MB Lambda "
-        f"({LAMBDA_VCPU:.2f} vCPU)"
-    )
-    for traced, peak in peaks.items():
-        print(f"  peak traced memory, {traced:>7,} versions: {peak / 2**20:.1f} MiB")
-
-    if not args.skip_cli:
-        bucket, (entries, current) = fill(args.versions, markers)
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                AWS_CLI,
-                "s3",
-                "rm",
-                "--recursive",
-                "--quiet",
-                f"s3://{bucket}",
-                *("--endpoint-url", endpoint),
-            ],
-            check=True,
-        )
-        cli_seconds = time.perf_counter() - started
-        after, current_after = left(bucket)
-        removed = current - current_after
-        started = time.perf_counter()
-        subprocess.run([AWS_CLI, "--version"], check=True, capture_output=True)
-        startup = time.perf_counter() - started
-        cli_rate = removed / cli_seconds
+    for result in (r for r in results if r.name == "handler"):
         print(
-            f"\naws s3 rm --recursive: {removed:,} current objects removed in {cli_seconds:.1f} s "
-            f"= {cli_rate:,.0f} objects/s (CLI start-up alone {startup:.1f} s); "
-            f"{after:,} versions and markers left in the bucket"
+            f"  handler {result.size:>9,}: {result.rate / cdk.rate:.1f}x CDK, "
+            f"{result.rate / ceiling:.0%} of the ceiling, {result.outcome}; "
+            f"{diagnosis(result, cal, ceiling, settle)}"
         )
-        print(f"handler / CLI: {handler_rate / cli_rate:.1f}x")
-    parent.send(("stop",))
-    server.join(10)
+
+
+def sources(args):
+    print(__doc__.split("\n\n")[0].replace("\n", " "))
+    print(
+        f"\nS3 model (timing only; correctness is tested on moto): {calibration(args).describe()}"
+    )
+    print(
+        "  published: 3,500 DELETE/s and 5,500 GET/s per partitioned prefix, 503 SlowDown beyond,"
+        " 100-200 ms small-request latency (docs.aws.amazon.com/AmazonS3/latest/userguide/"
+        "optimizing-performance.html); assumed: the per-key costs (S3 publishes none)"
+    )
+    print(
+        f"  time scale {args.time_scale}: rates are per model second; {TARGETS}\n"
+        "  baselines: CDK = autoDeleteObjects (list from the start, DeleteObjects, repeat; "
+        "sequential); boto3 = bucket.object_versions.delete() (page with markers, one "
+        "DeleteObjects per page; sequential)"
+    )
+
+
+def timings(args):
+    """Handler at every size, baselines at --baseline-versions (and every size if asked)."""
+    results = []
+    for size in args.sizes:
+        results.append(measure(run_handler, args, size))
+    sizes = sorted({args.baseline_versions, *(args.sizes if args.full_baselines else ())})
+    for size in sizes:
+        results += [measure(run_cdk, args, size), measure(run_boto3, args, size)]
+    return results
+
+
+def slowdown_runs(args):
+    handler_size, size = args.sizes[0], args.baseline_versions
+    print(
+        f"\n{args.slowdown:.0%} SlowDown injected ({args.slowdown:.0%} of requests answered 503, "
+        f"{args.slowdown:.0%} of DeleteObjects keys answered SlowDown):"
+    )
+    return [
+        measure(run_handler, args, handler_size, slowdown=args.slowdown),
+        measure(run_cdk, args, size, slowdown=args.slowdown),
+        measure(run_boto3, args, size, slowdown=args.slowdown),
+    ]
+
+
+def memory_runs(args):
+    """Untimed (tracemalloc slows every allocation), on a fast clock with no Lambda deadline."""
+    print(
+        "\nhandler peak traced memory (tracemalloc, untimed run; the model's own allocations, "
+        "e.g. the XML of the pages in flight, included):"
+    )
+    fast = argparse.Namespace(**{**vars(args), "time_scale": args.memory_time_scale})
+    for size in args.memory_sizes:
+        result = measure(run_handler, fast, size, trace=True, timeout_s=10**7)
+        print(f"  {size:>9,} versions: {result.peak / 2**20:6.1f} MiB  ({result.outcome})")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sources(args)
+    ceiling = args.rate * args.partitions
+    measure(run_handler, args, 2000)  # warm-up: loads botocore's models
+    print("\ntimings:")
+    results = timings(args)
+    report(results, ceiling)
+    summary(args, results, ceiling)
+    if args.slowdown:
+        report(slowdown_runs(args), ceiling)
+    if args.memory_sizes:
+        memory_runs(args)
 
 
 if __name__ == "__main__":
