@@ -157,16 +157,16 @@ def diagnosis(result, cal, ceiling, settle_s):
         why = "S3 never throttled it, so it sent deletes slower than S3 allows"
     elif cal.partitions > 1:
         why = (
-            f"{throttled:,} throttled answers below the ceiling: listing in key order sends every "
-            f"batch in flight to the same partition, so it gets one partition's rate, not "
-            f"{cal.partitions}"
+            f"{throttled:,} throttled answers below the ceiling: the batches in flight did not "
+            f"keep all {cal.partitions} partitions busy"
         )
     else:
         why = f"{throttled:,} throttled answers"
     return (
-        f"{why}; its {pages} ListObjectVersions pages, one at a time, wait {pages * page_s:.0f} of "
-        f"its {result.model_seconds:.0f} model s (plus their parsing CPU): at most "
-        f"~{1000 / page_s:,.0f} versions/s; and the settle wait after a pass that found versions "
+        f"{why}; its {pages} ListObjectVersions pages take {pages * page_s:.0f} model s one after "
+        f"another (its run: {result.model_seconds:.0f} s; plus their parsing CPU): at most "
+        f"~{1000 / page_s:,.0f} versions/s per lister; and the settle wait after a pass that found "
+        f"versions "
         f"adds {settle_s} s"
     )
 

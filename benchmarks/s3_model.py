@@ -32,6 +32,7 @@ wall clock: every modelled wait is multiplied by ``scale`` (and ``scaled_sleep``
 same to the client's own sleeps, e.g. retry back-off), so rates read in model seconds.
 """
 
+import bisect
 import random
 import re
 import threading
@@ -137,7 +138,40 @@ class VirtualBucket:
         entry = self.entry(key_marker, version_marker) if version_marker else None
         if entry is not None:
             return entry + 1
-        return 2 * (self.key_index(key_marker) + 1)
+        return 2 * self.first_key_at_or_after(key_marker, after=True)
+
+    def first_key_at_or_after(self, text, after=False):
+        """Index of the first key >= ``text`` (> with ``after``); keys ascend with their index."""
+        search = bisect.bisect_right if after else bisect.bisect_left
+        return search(range(self.keys), text, key=self.key)
+
+    def rolled_up(self, start, limit, prefix, delimiter, key_marker):
+        """A delimiter listing: up to ``limit`` live entries of keys under ``prefix`` and common
+        prefixes (each counting one), from entry ``start``; and the last item, if truncated."""
+        entries, commons, position, last = (
+            [],
+            [],
+            max(start, 2 * self.first_key_at_or_after(prefix)),
+            None,
+        )
+        while True:
+            position = self.deleted.find(0, position)
+            key = self.key(position // 2) if position >= 0 else ""
+            if position < 0 or not key.startswith(prefix):
+                return entries, commons, None
+            if len(entries) + len(commons) == limit:
+                return entries, commons, last
+            rest = key[len(prefix) :]
+            if delimiter and delimiter in rest:
+                common = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+                if common != key_marker:
+                    commons.append(common)
+                    last = (common, None)
+                beyond = common[:-1] + chr(ord(common[-1]) + 1)
+                position = 2 * self.first_key_at_or_after(beyond)
+            else:
+                entries.append(position)
+                last, position = (key, self.version_id(position)), position + 1
 
     def live(self, start, limit):
         """Up to ``limit`` live entries from ``start``, and whether more remain."""
@@ -296,19 +330,28 @@ class FakeS3:
     def list_object_versions(self, request, bucket, query, key):
         limit = min(int(query.get("max-keys", 1000)), 1000)
         start = bucket.start_after(query.get("key-marker"), query.get("version-id-marker"))
-        entries, more = bucket.live(start, limit)
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        if prefix or delimiter:
+            entries, commons, last = bucket.rolled_up(
+                start, limit, prefix, delimiter, query.get("key-marker")
+            )
+        else:
+            entries, more = bucket.live(start, limit)
+            commons = []
+            last = (bucket.key(entries[-1] // 2), bucket.version_id(entries[-1])) if more else None
         self.clock.sleep(self.calibration.base_s + self.calibration.list_key_s * len(entries))
         items = [self.listed(bucket, entry) for entry in entries]
-        head = f"<Name>{bucket.name}</Name><Prefix></Prefix><MaxKeys>{limit}</MaxKeys>"
+        items += [f"<CommonPrefixes><Prefix>{c}</Prefix></CommonPrefixes>" for c in commons]
+        head = f"<Name>{bucket.name}</Name><Prefix>{prefix}</Prefix><MaxKeys>{limit}</MaxKeys>"
+        if delimiter:
+            head += f"<Delimiter>{delimiter}</Delimiter>"
         if "encoding-type" in query:
             head += "<EncodingType>url</EncodingType>"
-        if more:
-            last = entries[-1]
-            head += (
-                f"<NextKeyMarker>{bucket.key(last // 2)}</NextKeyMarker>"
-                f"<NextVersionIdMarker>{bucket.version_id(last)}</NextVersionIdMarker>"
-            )
-        head += f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>"
+        if last:
+            head += f"<NextKeyMarker>{last[0]}</NextKeyMarker>"
+            if last[1]:
+                head += f"<NextVersionIdMarker>{last[1]}</NextVersionIdMarker>"
+        head += f"<IsTruncated>{'true' if last else 'false'}</IsTruncated>"
         return reply(request, 200, xml("ListVersionsResult", head + "".join(items)))
 
     @staticmethod

@@ -87,7 +87,6 @@ def no_waiting(monkeypatch):
     """Pauses (settling, per-key backoff, botocore's retry backoff) shrink to almost nothing:
     the tests check what is retried and when it stops, not how long it sleeps."""
     monkeypatch.setattr(empty_bucket, "SETTLE_SECONDS", 0.01)
-    monkeypatch.setattr(empty_bucket, "RETRY_BASE_SECONDS", 0.001)
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
 
 

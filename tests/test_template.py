@@ -25,10 +25,10 @@ def test_cfn_lint_has_no_errors_or_warnings(region):
     assert lint(region, render(region, SETTINGS["regions"][region])) == []
 
 
-# The inlined custom-resource code (about 31 KB as a JSON string) takes the templates past the
+# The inlined custom-resource code (about 35 KB as a JSON string) takes the templates past the
 # 51,200 bytes `deploy` accepts without a bucket, and the resources alone come to about 58 KB;
 # this budget keeps growth deliberate (CloudFormation's own limit is 1 MB).
-TEMPLATE_BUDGET_BYTES = 100_000
+TEMPLATE_BUDGET_BYTES = 105_000
 
 
 @pytest.mark.parametrize("region", REGIONS)

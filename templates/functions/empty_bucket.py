@@ -12,11 +12,19 @@ DeleteObjects of at most 1,000 keys and Quiet, 8 threads, at most 16 batches in 
 memory does not grow with the bucket) and aborts multipart uploads, answering Data
 ``{"Deleted": "<versions>"}``. A bucket already gone is SUCCESS. Keys that XML 1.0 cannot
 carry (control characters) are deleted one by one with DeleteObject.
+Split buckets: S3 allows 3,500 deletes/s per partition, a key range it splits a busy bucket
+into. A pass that lists more than SPLIT_AFTER_PAGES (3) pages cuts the rest of the key space
+into LISTERS (4) ranges listed at once, so the batches in flight span partitions: the cuts are
+prefixes from delimiter listings (the top level, or one level deeper below fewer than 8
+prefixes; at most 10 pages, sampled), each range is paged from its KeyMarker and ends at the
+next cut. A flat bucket (no "/") keeps one lister.
 Throttling: whole calls are retried by botocore's adaptive mode (10 attempts, client-side
 rate limiting across the threads); versions DeleteObjects reports with a transient code
-(SlowDown, InternalError, ServiceUnavailable, RequestTimeout) are retried with full-jitter
-exponential backoff, then left to the next pass. Any other code (AccessDenied, object lock,
-legal hold) is a refusal: FAILED naming the first refused key.
+(SlowDown, InternalError, ServiceUnavailable, RequestTimeout) go back into a later batch
+(KEY_ATTEMPTS (10) in all, then left to the next pass) and the batches allowed in flight shrink
+by half the share throttled, growing back by one per window of whole batches (as TCP's
+window): no worker sleeps, and a throttled bucket gets few batches at a time. Any other code
+(AccessDenied, object lock, legal hold) is a refusal: FAILED naming the first refused key.
 Late writes: passes repeat until one finds nothing, waiting SETTLE_SECONDS (5 s) before each
 pass that follows a pass that found something, for as long as time allows. What lands after
 the final, empty pass (S3 server access logs are best effort and can arrive hours late) would
@@ -32,22 +40,26 @@ batches finish and re-invokes itself asynchronously with the same event plus
 most MAX_HOPS (3) re-invocations: 4 x 900 s fits the custom resource's ServiceTimeout of
 3600 s. A hand-off counts once lambda.invoke succeeded; if it fails, whoever owns the answer
 (the loop or the watchdog) sends one FAILED.
-Budget (benchmarks/empty_bucket.py, on its S3 timing model): ~0.05 CPU-seconds and ~2.02 S3
-requests per 1,000 versions; 200,000 versions at ~2,900 versions/s, 83% of S3's 3,500 DELETE/s
-per prefix (the 5 s settle wait included). A 512 MB Lambda (~0.3 vCPU) could sustain ~6,000/s
-at that CPU cost, so S3 is the limit: about 10 million versions in 4 x 840 s of work. Under 5%
-injected SlowDown (requests and keys) it still finishes, at about half that rate.
+Budget (benchmarks/empty_bucket.py on its S3 timing model, 100,000 versions, 5 s settle wait
+included): ~0.05-0.06 CPU-seconds and ~2.1-2.5 S3 requests per 1,000 versions; peak traced
+memory 17-21 MiB from 100,000 to 600,000 versions (the pages 4 listers hold at once). Under
+5% injected SlowDown (requests and keys): ~2,700/s unsplit, ~4,000/s split into 4 partitions.
+Without: split into 4, ~6,500/s (46% of 14,000; the settle wait is a third of that run), and
+1,000,000 versions at ~10,800/s (77%); a 512 MB Lambda (~0.3 vCPU) would cap that near
+5,000-6,000/s at this CPU cost, hence the custodian's 1,769 MB (one vCPU, ~20,000/s). Unsplit,
+~2,900 versions/s, 83% of S3's 3,500 DELETE/s per partition: S3 is the limit, about 10 million
+versions in 4 x 840 s of work.
 Beyond that the fourth invocation answers FAILED ("not empty after 4 invocations, delete
 again"); what it deleted stays deleted, so deleting the stack again carries on.
 """
 
 import functools
 import json
-import random
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 
 import boto3
 import botocore.session
@@ -61,19 +73,24 @@ OPT_IN_TAG_KEY = "grand-challenge:empty-on-delete"
 PHYSICAL_ID_PREFIX = "empty-on-delete:"
 BATCH = 1000  # most versions a ListObjectVersions page or a DeleteObjects call carries
 WORKERS = 8
+# Key ranges listed at once, so that the batches in flight span the partitions S3 has split a
+# big bucket into (3,500 deletes/s each); a bucket of more than SPLIT_AFTER_PAGES pages is split
+# at prefixes read from at most SPLIT_PAGES delimiter-listing pages, sampled down to SPLIT_SAMPLE.
+LISTERS, SPLIT_AFTER_PAGES, SPLIT_PAGES, SPLIT_SAMPLE = 4, 3, 10, 64
 MAX_HOPS = 3  # re-invocations after CloudFormation's: 4 x 900 s <= ServiceTimeout 3600 s
 HAND_OFF_MS = 60_000  # time left when an invocation stops listing and hands off
 # After a pass that found something, look again this much later: log deliveries may still land.
 SETTLE_SECONDS = 5
 BUCKET_DELETE_ATTEMPTS = 5  # with DeleteBucket: each BucketNotEmpty is emptied again
 # Whole calls: botocore retries throttling (503 SlowDown) and 5xx, slowing all threads down.
-S3_CONFIG = Config(retries={"mode": "adaptive", "total_max_attempts": 10})
+S3_CONFIG = Config(
+    retries={"mode": "adaptive", "total_max_attempts": 10}, max_pool_connections=WORKERS + LISTERS
+)
 # An async Invoke answers at once; bounded so a hung hand-off leaves time to answer FAILED.
 LAMBDA_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 2})
 # Per-key DeleteObjects errors that pass when retried; any other code is a refusal.
 TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503"}
-KEY_ATTEMPTS = 6  # then the keys are left to the next pass
-RETRY_BASE_SECONDS, RETRY_CAP_SECONDS = 0.5, 8  # full-jitter exponential backoff
+KEY_ATTEMPTS = 10  # then the keys are left to the next pass
 # Characters XML 1.0 cannot carry (and CR, which parsers turn into LF): such keys cannot be named
 # in DeleteObjects' XML body, so their versions are deleted one by one.
 NOT_IN_XML = re.compile("[\x00-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -117,8 +134,29 @@ def create_or_update(event, context):
     return PHYSICAL_ID_PREFIX + bucket, {"BucketName": bucket}
 
 
-def backoff_seconds(attempt):
-    return random.uniform(0, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt))
+def next_markers(page):
+    """The parameters that list the page after ``page`` (none after the last)."""
+    if not page.get("IsTruncated"):
+        return {}
+    markers = {"KeyMarker": page["NextKeyMarker"]}
+    if page.get("NextVersionIdMarker"):  # S3 rejects an empty one
+        markers["VersionIdMarker"] = page["NextVersionIdMarker"]
+    return markers
+
+
+def tried(version):
+    return version["Key"], version["VersionId"]
+
+
+def sample(items, size):
+    """Every n-th item, n doubling as needed so that fewer than 2 * size are kept at once."""
+    kept, step = [], 1
+    for index, item in enumerate(items):
+        if index % step == 0:
+            kept.append(item)
+            if len(kept) == 2 * size:
+                kept, step = kept[::2], step * 2
+    return kept
 
 
 class Emptier:
@@ -127,6 +165,8 @@ class Emptier:
     def __init__(self, context):
         self.context, self.lock, self.hand_off_lock = context, threading.Lock(), threading.Lock()
         self.deleted, self.handed_off, self.failed = 0, False, False
+        # Batches in flight: at most ``window`` (2 x WORKERS, less while S3 throttles).
+        self.flow, self.in_flight, self.window = threading.Condition(), 0, 2.0 * WORKERS
 
     def hand_off(self, event, context, by_watchdog=True):
         """Re-invoke this function to continue, once, whoever asks first (loop or watchdog).
@@ -156,7 +196,6 @@ class Emptier:
     def delete(self, event, context):
         self.context = context  # run's Invocation: its deadline and cancelled flag
         self.bucket, _, deleted = parse(event)
-        # WORKERS + 1 connections fit in botocore's default pool of 10.
         self.s3 = s3_session().create_client("s3", config=S3_CONFIG)
         try:
             self.empty(event, context)
@@ -222,15 +261,36 @@ class Emptier:
             cancelled.wait(seconds)
 
     def delete_versions(self, pool):
-        """One listing pass, deleting as it goes: versions found, None if cut short."""
-        found, batch, pending = 0, [], []
-        pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket)
-        for page in pages:  # of up to 1,000 versions (S3's default and maximum MaxKeys)
+        """One listing pass, deleting as it goes: versions found, None if cut short. One lister
+        starts; past SPLIT_AFTER_PAGES pages it splits the rest of the bucket among more."""
+        self.retry, self.listers = [], []
+        with ThreadPoolExecutor(LISTERS - 1) as self.listing:
+            counts = [self.list_range(pool, None, None, True)]
+            counts += [lister.result() for lister in self.listers]  # the first failure, by key
+        self.drain_retries(pool)
+        return None if None in counts else sum(counts)
+
+    def list_range(self, pool, after, upto, splits=False):
+        """Delete the versions of the keys in (after, upto] (None: no bound) as they are listed."""
+        try:
+            return self.list_and_delete(pool, after, upto, splits)
+        except BaseException:
+            self.failed = True  # the other listers stop too
+            raise
+
+    def list_and_delete(self, pool, after, upto, splits):
+        found, batch, pending, pages = 0, [], [], 0
+        params = {"Bucket": self.bucket, **({"KeyMarker": after} if after else {})}
+        while True:
+            page = self.s3.list_object_versions(**params)  # up to 1,000 versions (S3's maximum)
+            pages, params = pages + 1, {**params, **next_markers(page)}
             # The next page starts after this page's marker version: that version goes last into
             # the batch, and a full batch is only sent with the next entry (the next page's).
             marker = page.get("NextKeyMarker"), page.get("NextVersionIdMarker")
             entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
             for entry in sorted(entries, key=lambda e: (e["Key"], e["VersionId"]) == marker):
+                if upto is not None and entry["Key"] > upto:
+                    continue
                 if len(batch) == BATCH:
                     self.submit(pool, pending, batch)
                     batch = []
@@ -239,11 +299,43 @@ class Emptier:
             if self.must_stop():
                 found = None
                 break
+            if splits and pages == SPLIT_AFTER_PAGES and page.get("IsTruncated"):
+                upto = self.split(pool, marker[0])
+            if not page.get("IsTruncated") or (upto is not None and marker[0] > upto):
+                break
         if batch and not self.failed:
             self.submit(pool, pending, batch)
         for future in pending:
             future.result()
         return found
+
+    def split(self, pool, after):
+        """Cut the keys after ``after`` into ranges of about as many prefixes each (S3 partitions
+        by key range), from delimiter listings: the top level, or one level deeper if it has
+        fewer than 8 prefixes (a flat bucket: no cut). Listers start for all ranges but the
+        first, which the caller's goes on with: its new upper bound is returned."""
+        top = sample(self.prefixes("", SPLIT_PAGES), SPLIT_SAMPLE)
+        if len(top) < 8:
+            pages = max(1, SPLIT_PAGES // max(1, len(top)))
+            top = chain.from_iterable(chain([p], self.prefixes(p, pages)) for p in top)
+        found = sample((p for p in top if p > after), SPLIT_SAMPLE)
+        cuts = sorted(
+            {found[len(found) * i // LISTERS] for i in range(1, LISTERS)} if found else ()
+        )
+        for low, high in zip(cuts, [*cuts[1:], None][: len(cuts)], strict=True):
+            self.listers.append(self.listing.submit(self.list_range, pool, low, high))
+        return cuts[0] if cuts else None
+
+    def prefixes(self, prefix, pages):
+        """The common prefixes one level below ``prefix``, in key order, from at most ``pages``
+        (fewer once a page has none: a flat bucket is not worth paging through)."""
+        params = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+        for _ in range(pages):
+            page = self.s3.list_object_versions(**params)
+            yield from (common["Prefix"] for common in page.get("CommonPrefixes", []))
+            if not (page.get("IsTruncated") and page.get("CommonPrefixes")):
+                return
+            params = {**params, **next_markers(page)}
 
     def must_stop(self):
         """A batch failed, a hand-off happened, the watchdog took over or time runs short."""
@@ -255,34 +347,90 @@ class Emptier:
         )
 
     def submit(self, pool, pending, batch):
-        """Queue a batch, first waiting for the oldest of 2 * WORKERS in flight (so the first
-        failure in listing order is the one raised)."""
-        if len(pending) >= 2 * WORKERS:
-            pending.pop(0).result()
-        pending.append(pool.submit(self.delete_batch, batch))
+        """Queue a listed batch, after any full batches of throttled versions waiting."""
+        while retries := self.take_retries(everything=False):
+            self.send(pool, pending, *retries)
+        self.send(pool, pending, batch)
 
-    def delete_batch(self, batch):
-        """Delete up to 1,000 versions. Keys S3 reports with a transient code (it throttles
-        near 3,500 deletes/s per prefix) are retried with backoff, then left to the next pass;
-        a refusal stops the pass, naming the first refused key."""
-        for attempt in range(KEY_ATTEMPTS):
-            if attempt:
-                self.pause(backoff_seconds(attempt))
-            errors = self.delete_once(batch)
-            with self.lock:
-                self.deleted += len(batch) - len(errors)
-            refused = [error for error in errors if error["Code"] not in TRANSIENT_CODES]
-            if refused:
-                self.failed, first = True, refused[0]
-                raise RuntimeError(
-                    f"{len(refused)} versions not deleted, first {first['Key'][:200]!r} "
-                    f"({first.get('VersionId')}): {first['Code']} {first.get('Message')}"
-                )
-            batch = [{"Key": error["Key"], "VersionId": error["VersionId"]} for error in errors]
-            if not batch or self.must_stop():
-                break
-        if batch:
-            logger.warning("%d versions still throttled; left to the next pass", len(batch))
+    def send(self, pool, pending, batch, tries=None):
+        """Queue a batch once fewer than ``window`` are in flight; a lister raises the first
+        failure among its own batches in listing order."""
+        with self.flow:
+            self.flow.wait_for(lambda: self.in_flight < self.window)
+            self.in_flight += 1
+        future = pool.submit(self.delete_batch, *((batch, tries) if tries else (batch,)))
+        future.add_done_callback(self.landed)
+        pending.append(future)
+        while pending and pending[0].done():
+            pending.pop(0).result()
+
+    def landed(self, _):
+        with self.flow:
+            self.in_flight -= 1
+            self.flow.notify_all()
+
+    def adapt(self, throttled):
+        """The batches in flight follow what S3 accepts, as TCP's window does: up by one per
+        window of batches S3 took whole, down by half the share ``throttled`` (a few sporadic
+        SlowDowns cost little, a throttled bucket soon gets a few batches at a time)."""
+        with self.flow:
+            window = self.window + (1 - throttled) / self.window - throttled * self.window / 2
+            self.window = min(max(window, 1.0), 2.0 * WORKERS)
+
+    def take_retries(self, everything):
+        """(versions, earlier attempts) of up to BATCH throttled versions: only a full batch
+        unless ``everything``; None if there are none (or too few)."""
+        with self.lock:
+            if not self.retry or (len(self.retry) < BATCH and not everything):
+                return None
+            taken, self.retry = self.retry[:BATCH], self.retry[BATCH:]
+        return [version for version, _ in taken], {tried(v): n for v, n in taken}
+
+    def drain_retries(self, pool):
+        """After listing: send the throttled versions left, round after round, until none are."""
+        pending = []
+        while True:
+            retries = self.take_retries(everything=True)
+            if retries and not self.must_stop():
+                self.send(pool, pending, *retries)
+            elif pending:
+                pending.pop(0).result()
+            else:
+                return
+
+    def delete_batch(self, batch, tries=None):
+        """Delete up to 1,000 versions (``tries``: (Key, VersionId) -> earlier attempts) once.
+        Versions S3 reports with a transient code (it throttles near 3,500 deletes/s per
+        partition) go back for a later batch; a refusal stops the pass, naming the first refused
+        key."""
+        errors = self.delete_once(batch)
+        self.adapt(len(errors) / len(batch))
+        with self.lock:
+            self.deleted += len(batch) - len(errors)
+        refused = [error for error in errors if error["Code"] not in TRANSIENT_CODES]
+        if refused:
+            self.failed, first = True, refused[0]
+            raise RuntimeError(
+                f"{len(refused)} versions not deleted, first {first['Key'][:200]!r} "
+                f"({first.get('VersionId')}): {first['Code']} {first.get('Message')}"
+            )
+        if errors:
+            self.requeue(tries, errors)
+
+    def requeue(self, tries, errors):
+        """Throttled versions wait for a later batch (after KEY_ATTEMPTS, for the next pass): no
+        worker sits out a backoff; fewer batches in flight (adapt) keep S3 from being hammered."""
+        again = []
+        for error in errors:
+            version = {"Key": error["Key"], "VersionId": error.get("VersionId")}
+            attempts = (tries or {}).get(tried(version), 0) + 1
+            if attempts < KEY_ATTEMPTS:
+                again.append((version, attempts))
+        if len(again) < len(errors):
+            left = len(errors) - len(again)
+            logger.warning("%d versions still throttled; left to the next pass", left)
+        with self.lock:
+            self.retry += again
 
     def delete_once(self, batch):
         """One attempt: DeleteObjects for the keys XML can carry, DeleteObject for the others;
