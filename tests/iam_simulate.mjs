@@ -1,6 +1,6 @@
 // Evaluates IAM requests with @cloud-copilot/iam-simulate for the Python tests.
 // stdin: JSON list of cases {id, action, resource, principal, accountId?, context?,
-//   identityPolicies: [policy...], resourcePolicy?: policy}
+//   identityPolicies: [policy...], boundaries?: [policy...], resourcePolicy?: policy}
 // stdout: JSON object {id: {result, errors?}}: result is Allowed, ImplicitlyDenied,
 //   ExplicitlyDenied or Error (the request or a policy failed the simulator's validation).
 import { runSimulation } from '@cloud-copilot/iam-simulate'
@@ -19,6 +19,9 @@ for (const c of cases) {
       contextVariables: c.context ?? {}
     },
     identityPolicies: (c.identityPolicies ?? []).map((policy, i) => ({ name: `p${i}`, policy })),
+    permissionBoundaryPolicies: c.boundaries?.length
+      ? c.boundaries.map((policy, i) => ({ name: `b${i}`, policy }))
+      : undefined,
     serviceControlPolicies: [],
     resourceControlPolicies: [],
     resourcePolicy: c.resourcePolicy

@@ -1,16 +1,14 @@
 """The launch role's permissions boundary (templates/launch_role.py), and the role's key
-allows and denies proven with @cloud-copilot/iam-simulate (tests/launch_role_simulate.mjs, run
-once per session with node; `make test` installs it with `npm ci`)."""
+allows and denies proven with @cloud-copilot/iam-simulate (tests/iam_simulate.mjs, the same
+harness as the product's, run once per module with node; `make test` installs it with `npm ci`)."""
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
 
-from tests.helpers import REGIONS, ROOT, rendered, violations
+from tests.helpers import REGIONS, rendered, violations
+from tests.iam_simulator import simulate
 from tests.test_launch_role import (
     ACCOUNT,
     BOUNDARY,
@@ -78,7 +76,6 @@ def test_the_boundary_denies_everything_outside_the_product_services():
 
 # --- Key decisions, proven with @cloud-copilot/iam-simulate ------------------------------
 
-SIMULATOR = Path(__file__).with_name("launch_role_simulate.mjs")
 LAUNCH_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{SAMPLE['RoleName']}"
 PRODUCT_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-CustodianRole-A1B2C3D4E5F6"
 OTHER_ACCOUNT = "210987654321"
@@ -165,16 +162,11 @@ def key_cases():
 
 @pytest.fixture(scope="module")
 def simulated():
-    node = shutil.which("node")
-    assert node, "node missing: install Node.js 20+"
-    package = ROOT / "node_modules" / "@cloud-copilot" / "iam-simulate"
-    assert package.exists(), f"{package} missing: run `make test` (it runs `npm ci`)"
-    cases = [{**case, "name": name} for name, case in key_cases().items()]
-    result = subprocess.run(
-        [node, str(SIMULATOR)], input=json.dumps({"cases": cases}), capture_output=True,
-        text=True, check=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
-    return json.loads(result.stdout)
+    cases = {
+        name: {k: v for k, v in case.items() if k != "expected"}
+        for name, case in key_cases().items()
+    }
+    return simulate(cases)
 
 
 @pytest.mark.parametrize("name", list(key_cases()))
