@@ -8,6 +8,7 @@ ones. After every call the ACL is checked: no wanted rule that has been present 
 The hook also answers like AWS where moto differs: deleting a missing entry is
 InvalidNetworkAclEntry.NotFound, and a rule past the quota is NetworkAclEntryLimitExceeded.
 """
+# ruff: noqa: F811 (fixtures imported from tests/test_s3_network_acl.py are parameters here)
 
 import os
 import random
@@ -16,10 +17,10 @@ import threading
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
 
 from templates.functions import s3_network_acl
 from templates.functions.s3_network_acl import wanted_rules
+from tests.test_s3_network_acl import acl, add_entry, ec2  # noqa: F401 (fixtures)
 
 REGION = "eu-central-1"
 OLD = ["3.5.0.0/19", "52.216.0.0/15", "54.231.0.0/16"]
@@ -31,37 +32,10 @@ STEP_TIMEOUT = 30  # seconds a parked or running thread may take before the test
 SCHEDULES = int(os.environ.get("ACL_SCHEDULES", "3"))
 
 
-@pytest.fixture(scope="module")
-def ec2():
-    with mock_aws():
-        yield boto3.client("ec2", region_name=REGION)
-
-
-@pytest.fixture
-def acl(ec2):
-    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    acl_id = ec2.create_network_acl(VpcId=vpc_id)["NetworkAcl"]["NetworkAclId"]
-    for egress in (False, True):
-        add(ec2, acl_id, egress, 32767, "0.0.0.0/0", None, action="deny", protocol="-1")
-    return acl_id
-
-
-def add(ec2, acl_id, egress, number, cidr, ports, action="allow", protocol="6"):
-    ec2.create_network_acl_entry(
-        NetworkAclId=acl_id,
-        Egress=egress,
-        RuleNumber=number,
-        Protocol=protocol,
-        RuleAction=action,
-        CidrBlock=cidr,
-        **({"PortRange": {"From": ports[0], "To": ports[1]}} if ports else {}),
-    )
-
-
 def add_s3_rules(ec2, acl_id, cidrs, first_rule):
     for number, cidr in enumerate(cidrs, start=first_rule):
-        add(ec2, acl_id, False, number, cidr, INBOUND)
-        add(ec2, acl_id, True, number, cidr, HTTPS)
+        add_entry(ec2, acl_id, False, number, cidr, INBOUND)
+        add_entry(ec2, acl_id, True, number, cidr, HTTPS)
 
 
 def _error(code):
@@ -183,8 +157,8 @@ def script(*phases):
 def old_set_and_a_half_written_copy(ec2, acl_id):
     """The old set at 100+, and the new set half written at 200+ by an earlier, cut-off run."""
     add_s3_rules(ec2, acl_id, OLD, 100)
-    add(ec2, acl_id, False, 200, NEW[0], INBOUND)
-    add(ec2, acl_id, True, 203, NEW[3], HTTPS)
+    add_entry(ec2, acl_id, False, 200, NEW[0], INBOUND)
+    add_entry(ec2, acl_id, True, 203, NEW[3], HTTPS)
 
 
 def both_ranges_taken(ec2, acl_id):
@@ -195,9 +169,9 @@ def both_ranges_taken(ec2, acl_id):
 
 def stale_mix(ec2, acl_id):
     add_s3_rules(ec2, acl_id, OLD, 100)
-    add(ec2, acl_id, False, 150, "3.5.0.0/19", INBOUND)  # a duplicate
-    add(ec2, acl_id, True, 90, "0.0.0.0/0", HTTPS)  # someone's extra rule
-    add(ec2, acl_id, True, 202, "3.5.0.0/19", HTTPS, action="deny")  # wrong action, in a slot
+    add_entry(ec2, acl_id, False, 150, "3.5.0.0/19", INBOUND)  # a duplicate
+    add_entry(ec2, acl_id, True, 90, "0.0.0.0/0", HTTPS)  # someone's extra rule
+    add_entry(ec2, acl_id, True, 202, "3.5.0.0/19", HTTPS, action="deny")  # wrong action, in a slot
 
 
 STARTS = {
