@@ -69,9 +69,20 @@ def test_a_hand_off_failing_while_the_watchdog_fires_is_answered_once(
             raise invoke_error("Rate exceeded again")
         return {"StatusCode": 202}
 
+    def start_watchdog(invocation):
+        """The watchdog fires exactly while the loop's invoke is in flight, however long the
+        loop took to get there (a wall-clock delay would race it on a busy machine)."""
+
+        def fire_when_the_loop_invokes():
+            assert loop_invoking.wait(30)
+            invocation._deadline()
+
+        threading.Thread(target=fire_when_the_loop_invokes, daemon=True).start()
+
     monkeypatch.setattr(empty_bucket.Emptier, "hand_off", hand_off)
+    monkeypatch.setattr(custom_resource.Invocation, "start_watchdog", start_watchdog)
     spy.invoke = invoke
-    # Under HAND_OFF_MS left: the loop hands off after one page; the watchdog fires 0.3 s in.
+    # Under HAND_OFF_MS left: the loop hands off after one page.
     empty_bucket.handler(delete_event(cfn_responses.url), FakeContext(MARGIN_MS + 300))
 
     assert len(attempts) == 2
