@@ -1,20 +1,21 @@
 """Render, lint and publish the Grand Challenge components runtime templates.
 
-    python build.py                      render every target region into dist/ and lint it
+    python build.py                      render the template into dist/ and lint it
+    python build.py --regions all        ... linted for every commercial region
     python build.py --check              fail if dist/ is not what the sources render
     python build.py outputs --stack gc   print a deployed stack's Grand Challenge settings
     python build.py publish --dry-run    plan the Service Catalog publication
-    python build.py diff HEAD~1 dist/eu-central-1.json   preview an update (exit 3: data at risk)
+    python build.py diff HEAD~1 dist/components-runtime.json   preview an update (exit 3: data at risk)
     python build.py migrate --tfstate state.json   move a Terraform module deployment here
 
+dist/ holds one product template, the same bytes for every region, and the launch role.
 Each template's line is printed as soon as it is rendered and linted; dist/ (and the README's
-diagram, which only the default dist/ updates) is written once all are. Bad input (unknown
+diagram, which only the default dist/ updates) is written once both are. Bad input (unknown
 region, malformed params file, unwritable dist/, a publish.py that cannot be imported) prints
 one line on stderr and exits 2 without touching dist/; lint errors or warnings exit 1.
 """
 
 import argparse
-import functools
 import json
 import multiprocessing
 import os
@@ -29,10 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 DEFAULT_SETTINGS = ROOT / "params" / "build.json"
 DEFAULT_DIST = ROOT / "dist"
-ZONE_ID_PATTERN = re.compile(r"^[a-z]{2,5}[0-9]-az[0-9]+$")
 MAX_TEMPLATE_BODY_BYTES = 51_200  # larger templates need an S3 bucket to deploy
 README = ROOT / "README.md"
-DIAGRAM_REGION = "eu-central-1"  # the README's architecture diagram is drawn from this region
+PRODUCT_FILE = "components-runtime.json"
+LINT_CHUNK = 4  # cfn-lint's time grows faster than linearly with the regions of one call
 
 
 class BadInputError(Exception):
@@ -40,7 +41,7 @@ class BadInputError(Exception):
 
 
 def load_settings(path):
-    """params/build.json, validated: {"regions": {region: [zone ids]}, ...}."""
+    """params/build.json, validated: {"regions": [publish regions], "publish": {...}}."""
     try:
         settings = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -50,19 +51,17 @@ def load_settings(path):
     except json.JSONDecodeError as error:
         raise BadInputError(f"{path}: not valid JSON: {error}") from None
     regions = settings.get("regions") if isinstance(settings, dict) else None
-    if not isinstance(regions, dict) or not regions:
-        raise BadInputError(f'{path}: "regions" must map each target region to its zone ids')
+    if (
+        not isinstance(regions, list)
+        or not regions
+        or not all(isinstance(region, str) for region in regions)
+        or len(set(regions)) != len(regions)
+    ):
+        raise BadInputError(f'{path}: "regions" must list the regions to publish to, once each')
     known = known_regions()
-    for region, zone_ids in regions.items():
+    for region in regions:
         if region not in known:
             raise BadInputError(f"{path}: unknown AWS region {region!r}")
-        if (
-            not isinstance(zone_ids, list)
-            or not zone_ids
-            or not all(isinstance(z, str) and ZONE_ID_PATTERN.match(z) for z in zone_ids)
-            or len(set(zone_ids)) != len(zone_ids)
-        ):
-            raise BadInputError(f"{path}: {region}: zone ids must be a list like ['use1-az1', ...]")
     return settings
 
 
@@ -77,25 +76,33 @@ def known_regions():
     }
 
 
+def commercial_regions():
+    """Every region of the ``aws`` partition that botocore (hence cfn-lint) knows."""
+    import botocore.session
+
+    return sorted(botocore.session.get_session().get_available_regions("cloudformation", "aws"))
+
+
 def select_regions(settings, wanted):
-    regions = settings["regions"]
+    """The regions to lint for: the settings' publish regions, a list, or ``all``."""
     if wanted is None:
-        return sorted(regions)
+        return sorted(settings["regions"])
+    if wanted.strip() == "all":
+        return commercial_regions()
     chosen = [r.strip() for r in wanted.split(",") if r.strip()]
     if not chosen:
         raise BadInputError(f"--regions {wanted!r} names no region, e.g. eu-central-1,eu-west-1")
-    unknown = [r for r in chosen if r not in regions]
+    unknown = [r for r in chosen if r not in known_regions()]
     if unknown:
-        raise BadInputError(f"region {unknown[0]!r} is not a target region in the settings file")
+        raise BadInputError(f"--regions: unknown AWS region {unknown[0]!r}")
     return sorted(set(chosen))
 
 
-def render(region, zone_ids):
-    """Deployable bytes of one region's template: minified JSON with sorted keys."""
+def render():
+    """Deployable bytes of the product template: minified JSON with sorted keys."""
     from templates.runtime import build_template
-    from templates.stack import Region
 
-    return _minified(build_template(Region(region, tuple(zone_ids))))
+    return _minified(build_template())
 
 
 def render_launch_role(settings):
@@ -117,53 +124,55 @@ def _minified(template):
     return (json.dumps(template.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def lint(region, body):
-    """cfn-lint findings (errors and warnings) for one template, in-process."""
+def lint(regions, body):
+    """cfn-lint findings (errors and warnings) for one template in ``regions``, in-process."""
     from cfnlint.api import ManualArgs
     from cfnlint.api import lint as cfn_lint
 
-    matches = cfn_lint(body.decode(), config=ManualArgs(regions=[region]))
-    return [f"{m.rule.id} {m.message} ({m.path_string})" for m in matches]
+    matches = cfn_lint(body.decode(), config=ManualArgs(regions=list(regions)))
+    return sorted({f"{m.rule.id} {m.message} ({m.path_string})" for m in matches})
 
 
 def render_all(settings, regions, run_lint=True, on_done=None):
-    """{file name: (bytes, lint findings or None)}: one template per region plus the launch
-    role (linted for the first region: it has none of its own). Rendering takes a fraction
-    of a second and happens here, once; linting takes seconds per template, so each rendered
-    template goes straight to a forked worker. ``on_done(name, bytes, findings)`` is called
-    here as each template finishes, so the caller can report progress."""
+    """{file name: (bytes, lint findings or None)}: the product template and the launch role,
+    each linted for ``regions``. Rendering takes a fraction of a second and happens here,
+    once; linting takes seconds, so the regions go to forked workers in chunks (one cfn-lint
+    call grows faster than linearly with its regions). ``on_done(name, bytes, findings)`` is
+    called here as each template finishes, so the caller can report progress."""
     from templates.launch_role import FILE_NAME as LAUNCH_ROLE
 
-    zone_ids = settings["regions"]
-    # Lint time grows with the zones: the biggest go first so the workers finish together.
-    renders = [
-        (f"{region}.json", region, functools.partial(render, region, zone_ids[region]))
-        for region in sorted(regions, key=lambda region: -len(zone_ids[region]))
-    ]
-    renders.append((LAUNCH_ROLE, regions[0], functools.partial(render_launch_role, settings)))
+    bodies = {PRODUCT_FILE: render(), LAUNCH_ROLE: render_launch_role(settings)}
     results = {}
 
-    def finish(name, body, findings):
-        results[name] = (body, findings)
+    def finish(name, findings):
+        results[name] = (bodies[name], findings)
         if on_done is not None:
-            on_done(name, body, findings)
+            on_done(name, bodies[name], findings)
 
-    workers = min(len(renders), os.cpu_count() or 1) if run_lint else 1
+    if not run_lint:
+        for name in bodies:
+            finish(name, None)
+        return dict(sorted(results.items()))
+    chunks = [regions[i : i + LINT_CHUNK] for i in range(0, len(regions), LINT_CHUNK)]
+    jobs = [(name, chunk) for name in bodies for chunk in chunks]
+    workers = min(len(jobs), os.cpu_count() or 1)
     if workers <= 1:
-        for name, region, make in renders:
-            body = make()
-            finish(name, body, lint(region, body) if run_lint else None)
+        for name in bodies:
+            finish(name, sorted({f for chunk in chunks for f in lint(chunk, bodies[name])}))
         return dict(sorted(results.items()))
     import cfnlint.api  # noqa: F401 - imported once, before the workers fork
 
     context = multiprocessing.get_context("fork")
+    findings = {name: set() for name in bodies}
+    chunks_left = {name: len(chunks) for name in bodies}
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        linting = {}
-        for name, region, make in renders:
-            body = make()
-            linting[pool.submit(lint, region, body)] = (name, body)
+        linting = {pool.submit(lint, chunk, bodies[name]): name for name, chunk in jobs}
         for done in as_completed(linting):
-            finish(*linting[done], done.result())
+            name = linting[done]
+            findings[name].update(done.result())
+            chunks_left[name] -= 1
+            if not chunks_left[name]:
+                finish(name, sorted(findings[name]))
     return dict(sorted(results.items()))
 
 
@@ -227,7 +236,7 @@ def print_progress(file_name, body, findings):
     too_big = len(body) > MAX_TEMPLATE_BODY_BYTES
     verdict = "lint skipped" if findings is None else f"{len(findings)} lint findings"
     lines = [
-        f"{file_name:20} {resources:3} resources {len(body):6} bytes"
+        f"{file_name:24} {resources:3} resources {len(body):6} bytes"
         f"{' (over 51,200: deploy via --s3-bucket)' if too_big else ''}  {verdict}",
         *(f"  {finding}" for finding in findings or []),
     ]
@@ -235,14 +244,12 @@ def print_progress(file_name, body, findings):
 
 
 def readme_with_diagram(rendered):
-    """README.md with the diagram of the DIAGRAM_REGION template (None if not rendered)."""
+    """README.md with the diagram of the product template."""
     from templates.diagram import embed, mermaid
 
-    if f"{DIAGRAM_REGION}.json" not in rendered:
-        return None
-    template = json.loads(rendered[f"{DIAGRAM_REGION}.json"][0])
+    template = json.loads(rendered[PRODUCT_FILE][0])
     try:
-        return embed(README.read_text(), mermaid(template), source=f"dist/{DIAGRAM_REGION}.json")
+        return embed(README.read_text(), mermaid(template), source=f"dist/{PRODUCT_FILE}")
     except (OSError, ValueError) as error:
         raise BadInputError(f"{README.name}: {error}") from None
 
@@ -288,7 +295,7 @@ def command_publish(args):
     import publish
 
     settings = load_settings(args.settings)
-    rendered = render_all(settings, sorted(settings["regions"]), run_lint=False)
+    rendered = render_all(settings, [], run_lint=False)
     stale = sorted(n for n, (body, _) in rendered.items() if _read(args.dist / n) != body)
     if stale:
         state = "is missing" if _read(args.dist / stale[0]) is None else "is stale"
@@ -309,7 +316,7 @@ def command_migrate(args):
     except OSError as error:
         raise BadInputError(f"{args.tfstate}: cannot read: {error.strerror or error}") from None
     try:
-        files = migration_files(text, str(args.tfstate), settings["regions"], args.stack_name)
+        files = migration_files(text, str(args.tfstate), args.stack_name)
     except MigrationError as error:
         raise BadInputError(str(error)) from None
     try:
@@ -348,16 +355,11 @@ REGION_FILE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]\.json$")
 
 def _diff_template_name(args):
     """The dist/ file a git revision stands for: named like the file given on the other side,
-    or by --region, or the only target region's."""
+    else the product template (a release before the one template: --template <region>.json)."""
     for spec in (args.new, args.old):
         if Path(spec).is_file():
             return Path(spec).name
-    if args.region:
-        return f"{args.region}.json"
-    regions = load_settings(args.settings)["regions"]
-    if len(regions) == 1:
-        return f"{next(iter(regions))}.json"
-    raise BadInputError("which template? pass --template eu-central-1.json or --region")
+    return PRODUCT_FILE
 
 
 def _diff_template(spec, name):
@@ -411,19 +413,22 @@ def parser():
     top = argparse.ArgumentParser(
         prog="build.py",
         description="Render the Grand Challenge components runtime templates into dist/ "
-        "(one per target region), lint them with cfn-lint, and publish them.",
+        "(one product template for every region, and the launch role), lint them with "
+        "cfn-lint, and publish them.",
     )
     top.add_argument(
         "--settings",
         type=Path,
         default=DEFAULT_SETTINGS,
-        help="build settings: target regions and their zone ids, publishing (default: %(default)s)",
+        help="build settings: regions to publish to, publishing (default: %(default)s)",
     )
     top.add_argument(
         "--dist", type=Path, default=DEFAULT_DIST, help="output directory (default: %(default)s)"
     )
     top.add_argument(
-        "--regions", help="comma-separated subset of the target regions (default: all)"
+        "--regions",
+        help="regions to lint for: comma-separated, or 'all' for every commercial region "
+        "(default: the settings' publish regions)",
     )
     top.add_argument("--no-lint", action="store_true", help="render without running cfn-lint")
     top.add_argument(
@@ -455,8 +460,10 @@ def parser():
     )
     diff.add_argument("old", metavar="OLD", help="template file, or git revision (its dist/)")
     diff.add_argument("new", metavar="NEW", help="template file, or git revision (its dist/)")
-    diff.add_argument("--template", help="dist/ file a revision stands for, e.g. eu-central-1.json")
-    diff.add_argument("--region", help="the stack's region (default: from the file name)")
+    diff.add_argument(
+        "--template", help=f"dist/ file a revision stands for (default: {PRODUCT_FILE})"
+    )
+    diff.add_argument("--region", help="the stack's region (default: from a <region>.json name)")
     diff.add_argument(
         "--parameters",
         nargs=2,

@@ -235,9 +235,14 @@ def template_key(sha256: str) -> str:
     return f"templates/{sha256}.json"
 
 
+PRODUCT_TEMPLATE = "components-runtime.json"
+
+
 def template_path(dist_dir: Path, region: str) -> Path:
-    """The rendered template published to ``region`` (one file per region today)."""
-    return Path(dist_dir) / f"{region}.json"
+    """The rendered template published to ``region``: the same file, so the same bytes and
+    the same sha256 (hence the same version), for every region."""
+    del region  # one template serves every region
+    return Path(dist_dir) / PRODUCT_TEMPLATE
 
 
 def read_template(path: Path) -> bytes:
@@ -310,7 +315,7 @@ def template_url(bucket: str, region: str, key: str) -> str:
 
 
 def regions_to_publish(value: str | None, settings: dict[str, Any]) -> list[str]:
-    """Settings' ``regions`` (a list, or a map keyed by region) or the subset ``value`` names."""
+    """Settings' ``regions`` (a list) or the subset ``value`` names."""
     targets = list(settings.get("regions") or [])
     if not value:
         regions = targets

@@ -1,10 +1,10 @@
-"""Network: the VPC, one private subnet per availability zone, the S3 gateway endpoint,
-the flow log and the security group of the training jobs.
+"""Network: the VPC, one private subnet per picked availability zone, the S3 gateway
+endpoint, the flow log and the security group of the training jobs.
 
-CloudFormation cannot loop, so the template is rendered per region from that region's
-zone ids (params/build.json): one subnet pinned by ``AvailabilityZoneId`` per zone, each
-behind a ``Zone…`` parameter so an account without a zone can leave it out. Subnet CIDRs
-are fixed slices of the VPC CIDR (slice = zone index), so dropping a zone renumbers nothing.
+One template serves every region: CloudFormation cannot loop, so there is a subnet slot per
+zone letter (a-f), each present when the operator picked ``<region><letter>``. The subnet's
+CIDR is the VPC slice of the zone's id (see ``_add_zone_choice``), so dropping or adding a
+zone renumbers nothing.
 """
 
 from collections import defaultdict
@@ -22,14 +22,13 @@ from awacs.aws import (
     StringEquals,
 )
 from troposphere import (
-    Cidr,
     Equals,
     GetAtt,
     If,
+    Join,
     NoValue,
-    Or,
+    Not,
     Ref,
-    Select,
     Split,
     Sub,
     Tags,
@@ -49,7 +48,6 @@ from .names import name
 from .stack import Stack, arn
 
 GROUP = "Network"
-SUBNET_SLICES = 16  # the VPC CIDR is cut into 16 equal slices, like cidrsubnet(cidr, 4, i)
 VPC_PREFIX_LENGTHS = range(16, 25)
 
 
@@ -119,9 +117,14 @@ def vpc_cidr_pattern(prefix_lengths):
 VPC_CIDR_PATTERN = vpc_cidr_pattern(VPC_PREFIX_LENGTHS)
 
 
+ZONE_LETTERS = "abcdef"  # no commercial region has a seventh zone
+ZONES_PARAMETER = "AvailabilityZones"
+ZONE_PLAN = "ZonePlan"
+
+
 @dataclass
 class Zone:
-    zone_id: str
+    letter: str
     condition: str
     subnet: ec2.Subnet
     route_table: ec2.RouteTable
@@ -135,7 +138,7 @@ class Network:
     security_group: ec2.SecurityGroup
 
     def each_zone(self, value_of):
-        """A list with ``value_of(zone)`` for every zone, absent where the zone is switched off."""
+        """A list with ``value_of(zone)`` for every zone slot, absent where it isn't picked."""
         return [If(zone.condition, value_of(zone), NoValue) for zone in self.zones]
 
     @property
@@ -147,19 +150,16 @@ class Network:
         return self.each_zone(lambda zone: ec2_arn("subnet", Ref(zone.subnet)))
 
 
-def zone_parameter_name(zone_id):
-    return "Zone" + "".join(part.capitalize() for part in zone_id.split("-"))
+def zone_picked(letter):
+    """True when the picked zone list holds ``<region><letter>``.
 
-
-def _subnet_host_bits(stack):
-    """Host bits of one 1/16 slice of the VPC CIDR, whatever its prefix length (/16 to /24)."""
-    prefix_length = Select(1, Split("/", Ref("VpcCidr")))
-    for length in VPC_PREFIX_LENGTHS[:-1]:
-        stack.template.add_condition(f"VpcPrefix{length}", Equals(prefix_length, str(length)))
-    host_bits = str(32 - VPC_PREFIX_LENGTHS[-1] - 4)
-    for length in reversed(VPC_PREFIX_LENGTHS[:-1]):
-        host_bits = If(f"VpcPrefix{length}", str(32 - length - 4), host_bits)
-    return host_bits
+    Conditions have no "contains": the list is joined with a comma after every name and split
+    at ``<letter>,``; the text changes only if some name ends in that letter. A regional
+    zone's name is its region (ending in a digit) plus the letter, so among regional zones
+    this is exact; a Local Zone (``us-west-2-lax-1a``) would also match, and the zone plan
+    refuses those before any subnet exists."""
+    listed = Join("", [Join(",", Ref(ZONES_PARAMETER)), ","])
+    return Not(Equals(Join("", Split(f"{letter},", listed)), listed))
 
 
 def add_network(stack: Stack) -> Network:
@@ -190,24 +190,8 @@ def add_network(stack: Stack) -> Network:
             Tags=Tags(Name=Sub("${NamePrefix}-components-private")),
         )
     )
-
-    slices = Cidr(Ref("VpcCidr"), SUBNET_SLICES, _subnet_host_bits(stack))
-    zones = []
-    for index, zone_id in enumerate(stack.region.zone_ids):
-        zones.append(_add_zone(stack, vpc, network_acl, index, zone_id, slices))
-    zone_switched_on = [Equals(Ref(zone_parameter_name(z.zone_id)), "true") for z in zones]
-    template.add_rule(
-        "AtLeastOneZone",
-        {
-            "Assertions": [
-                {
-                    "Assert": Or(*zone_switched_on) if len(zones) > 1 else zone_switched_on[0],
-                    "AssertDescription": "Turn on at least one availability zone.",
-                }
-            ]
-        },
-    )
-
+    _add_zone_choice(stack)
+    zones = [_add_zone(stack, vpc, network_acl, letter) for letter in ZONE_LETTERS]
     security_group = template.add_resource(
         ec2.SecurityGroup(
             "ExecutionSecurityGroup",
@@ -229,40 +213,67 @@ def add_network(stack: Stack) -> Network:
     return Network(vpc, zones, network_acl, security_group)
 
 
-def _add_zone(stack, vpc, network_acl, index, zone_id, slices):
-    template = stack.template
-    parameter = zone_parameter_name(zone_id)
+def _add_zone_choice(stack: Stack):
+    """The operator picks zones by name from the console's list of this region's zones;
+    CloudFormation checks every name exists in the account before it creates anything.
+
+    The zone plan (a custom resource, the first the subnets need) maps each picked name to
+    its zone id and gives the subnet the VPC slice of that id: ``<region>-az<N>`` gets slice
+    N-1, as in the per-region templates and the Terraform module. Ids name the same zone in
+    every account and never change, so adding or dropping a zone renumbers nothing."""
     stack.add_parameter(
-        parameter,
+        ZONES_PARAMETER,
         "Availability zones",
-        f"Private subnet in {zone_id}",
-        Type="String",
-        Default="true",
-        AllowedValues=["true", "false"],
-        ConstraintDescription="must be true or false",
-        Description=f"false: no subnet in zone {zone_id} (ids name the same zone in every account)",
+        "Availability zones for the private subnets",
+        Type="List<AWS::EC2::AvailabilityZone::Name>",
+        Description="Pick one or more zones of this region (two or more for capacity); one "
+        "private subnet each. Local and Wavelength Zones are refused.",
     )
-    condition = f"Use{parameter}"
-    template.add_condition(condition, Equals(Ref(parameter), "true"))
-    suffix = parameter.removeprefix("Zone")
+    stack.template.add_rule(
+        "AtLeastOneZone",
+        {
+            "Assertions": [
+                {
+                    "Assert": Not({"Fn::EachMemberEquals": [Ref(ZONES_PARAMETER), ""]}),
+                    "AssertDescription": "Pick at least one availability zone.",
+                }
+            ]
+        },
+    )
+    allow_custodian(
+        stack,
+        Statement(
+            Sid="ReadZoneIds",
+            Effect=Allow,
+            Action=[ec2_actions.DescribeAvailabilityZones],
+            Resource=["*"],  # Describe* take no resource ARN
+        ),
+    )
+    add_custom_resource(
+        stack, ZONE_PLAN, ZONE_PLAN, 120, Zones=Ref(ZONES_PARAMETER), VpcCidr=Ref("VpcCidr")
+    )
+
+
+def _add_zone(stack, vpc, network_acl, letter):
+    template = stack.template
+    suffix = letter.upper()
+    condition = f"UseZone{suffix}"
+    template.add_condition(condition, zone_picked(letter))
+    zone_name = Sub(f"${{AWS::Region}}{letter}")
+    tag = Tags(Name=Sub(f"${{NamePrefix}}-components-private-${{AWS::Region}}{letter}"))
     subnet = template.add_resource(
         ec2.Subnet(
             f"PrivateSubnet{suffix}",
             Condition=condition,
             VpcId=Ref(vpc),
-            AvailabilityZoneId=zone_id,
-            CidrBlock=Select(index, slices),
+            AvailabilityZone=zone_name,
+            CidrBlock=GetAtt(ZONE_PLAN, f"Cidr{suffix}"),
             MapPublicIpOnLaunch=False,
-            Tags=Tags(Name=Sub(f"${{NamePrefix}}-components-private-{zone_id}")),
+            Tags=tag,
         )
     )
     route_table = template.add_resource(
-        ec2.RouteTable(
-            f"PrivateRouteTable{suffix}",
-            Condition=condition,
-            VpcId=Ref(vpc),
-            Tags=Tags(Name=Sub(f"${{NamePrefix}}-components-private-{zone_id}")),
-        )
+        ec2.RouteTable(f"PrivateRouteTable{suffix}", Condition=condition, VpcId=Ref(vpc), Tags=tag)
     )
     template.add_resource(
         ec2.SubnetRouteTableAssociation(
@@ -283,7 +294,7 @@ def _add_zone(stack, vpc, network_acl, index, zone_id, slices):
             NetworkAclId=Ref(network_acl),
         )
     )
-    return Zone(zone_id, condition, subnet, route_table)
+    return Zone(letter, condition, subnet, route_table)
 
 
 def add_s3_endpoint(stack: Stack, network: Network, inputs_bucket, outputs_bucket, execution_role):

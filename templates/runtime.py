@@ -1,6 +1,7 @@
-"""The components runtime template: one call composes every concern for one region."""
+"""The components runtime template: one call composes every concern; one template serves
+every region (the region-dependent values are looked up at deploy time)."""
 
-from troposphere import Equals, Ref, Template
+from troposphere import Template
 
 from .custom_resources import add_custodian
 from .events import add_stopped_jobs_rule
@@ -17,7 +18,7 @@ from .network import (
 )
 from .outputs import add_outputs
 from .registry import add_registry
-from .stack import Region, Stack
+from .stack import Stack
 from .storage import add_io_bucket, add_logs_bucket
 
 DESCRIPTION = (
@@ -38,10 +39,10 @@ GROUP_ORDER = [
 ]
 
 
-def build_template(region: Region) -> Template:
+def build_template() -> Template:
     template = Template(Description=DESCRIPTION)
     template.set_version("2010-09-09")
-    stack = Stack(template, region)
+    stack = Stack(template)
     stack.add_parameter(
         "NamePrefix",
         "Grand Challenge",
@@ -56,7 +57,6 @@ def build_template(region: Region) -> Template:
         Description="Prefix of every name; Grand Challenge's COMPONENTS_REGISTRY_PREFIX.",
     )
     add_naming_parameter(stack)
-    _refuse_other_regions(stack)
     logs_bucket_name, logs_bucket_arn = add_logs_bucket(stack)
     logs = add_logs(stack)
     inputs = add_io_bucket(stack, "InputsBucket", "inputs_bucket", logs_bucket_name)
@@ -74,27 +74,6 @@ def build_template(region: Region) -> Template:
     add_custodian(stack)
     _add_console_interface(stack)
     return template
-
-
-def _refuse_other_regions(stack: Stack):
-    """The zone ids, subnets and prefix lists are the built region's: elsewhere the stack would
-    create buckets and the Lambda, fail on the first subnet and roll back. A rule refuses it
-    before anything is created."""
-    region = stack.region.name
-    stack.template.add_rule(
-        "BuiltForRegion",
-        {
-            "Assertions": [
-                {
-                    "Assert": Equals(Ref("AWS::Region"), region),
-                    "AssertDescription": (
-                        f"This template is built for {region} only: deploy the template "
-                        "built for this region (<region>.json, or its product version)."
-                    ),
-                }
-            ]
-        },
-    )
 
 
 def _add_console_interface(stack: Stack):

@@ -1,4 +1,4 @@
-"""What every concern module receives: the template being built and the region it targets."""
+"""What every concern module receives: the template being built and its shared parameters."""
 
 from dataclasses import dataclass, field
 
@@ -7,20 +7,11 @@ from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from troposphere import Equals, If, Not, NoValue, Parameter, Ref, Sub, Template
 
 
-@dataclass(frozen=True)
-class Region:
-    """Build-time facts about one target region (from params/build.json)."""
-
-    name: str
-    zone_ids: tuple[str, ...]
-
-
 @dataclass
 class Stack:
-    """The template under construction, its region, and the parameters shared by all modules."""
+    """The template under construction and the parameters shared by all modules."""
 
     template: Template
-    region: Region
     parameter_groups: dict[str, list[str]] = field(default_factory=dict)
     parameter_labels: dict[str, str] = field(default_factory=dict)
     custodian_statements: list = field(default_factory=list)  # IAM for the custom resources

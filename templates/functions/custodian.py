@@ -11,6 +11,7 @@ from .network_interface_cleanup import handler as network_interface_cleanup
 from .s3_network_acl import handler as s3_network_acl
 from .training_jobs_log_group import handler as training_jobs_log_group
 from .vpc_lockdown import handler as vpc_lockdown
+from .zone_plan import handler as zone_plan
 
 HANDLERS = {
     "Custom::EmptyBucket": empty_bucket,
@@ -19,6 +20,7 @@ HANDLERS = {
     "Custom::VpcLockdown": vpc_lockdown,
     "Custom::NetworkInterfaceCleanup": network_interface_cleanup,
     "Custom::RepositoryOnDelete": ecr_repository,
+    "Custom::ZonePlan": zone_plan,
 }
 
 
