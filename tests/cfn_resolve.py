@@ -1,16 +1,25 @@
 """A rendered template resolved as CloudFormation would deploy it, with concrete values.
 
-Parameters (defaults, overridden per deployment), pseudo parameters of a sample account, the
-template's conditions, and made-up but well-formed physical ids and ARNs for every resource
-turn ``Ref``/``Fn::Sub``/``Fn::GetAtt``/``Fn::Join``/``Fn::If``/``Fn::Select``/``Fn::Split``
-into plain values, so policies can go to an IAM simulator and patterns to EventBridge.
-Anything else raises: a test must not silently evaluate a half-resolved policy."""
+Parameters (defaults, overridden per deployment; list types such as
+``List<AWS::EC2::AvailabilityZone::Name>`` given as CloudFormation takes them, comma-separated,
+or as a Python list), pseudo parameters of a sample account, the template's conditions, and
+made-up but well-formed physical ids and ARNs for every resource turn ``Ref``/``Fn::Sub``/
+``Fn::GetAtt``/``Fn::Join``/``Fn::If``/``Fn::Select``/``Fn::Split`` into plain values, so
+policies can go to an IAM simulator and patterns to EventBridge. Anything else raises: a
+test must not silently evaluate a half-resolved policy. So does what CloudFormation refuses:
+a parameter without a default that the deployment does not give, and a Ref or GetAtt of a
+resource whose condition is false."""
 
 import re
 import zlib
 
 ACCOUNT = "123456789012"
 NO_VALUE = object()  # AWS::NoValue: the list element or property disappears
+REQUIRED = object()  # a parameter without a default: the deployment must give it
+
+
+class UnresolvableError(LookupError):
+    """CloudFormation would refuse the deployment or the template at this value."""
 
 
 def _fake_id(prefix, logical_id):
@@ -24,7 +33,7 @@ class Deployment:
         self.template = template
         self.region = region
         self.parameters = {
-            key: definition.get("Default", "")
+            key: definition.get("Default", REQUIRED)
             for key, definition in template.get("Parameters", {}).items()
         } | (parameters or {})
         self.pseudo = {
@@ -32,9 +41,13 @@ class Deployment:
             "AWS::Region": region,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": f"gc-{self.parameters.get('NamePrefix', 'x')}",
+            "AWS::StackName": f"gc-{self._given('NamePrefix', 'x')}",
             "AWS::NoValue": NO_VALUE,
         }
+        self.pseudo["AWS::StackId"] = (
+            f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{self.pseudo['AWS::StackName']}"
+            "/0a1b2c3d-4e5f-11ef-8a9b-0a1b2c3d4e5f"
+        )
 
     # Conditions and existence -------------------------------------------------------------
 
@@ -113,17 +126,36 @@ class Deployment:
 
         return re.sub(r"\$\{([^}]+)\}", substitute, text)
 
+    def _given(self, name, fallback):
+        value = self.parameters.get(name, fallback)
+        return fallback if value is REQUIRED else value
+
     def ref(self, name):
         if name in self.pseudo:
             return self.pseudo[name]
         if name in self.parameters:
-            value = self.parameters[name]
-            kind = self.template["Parameters"][name]["Type"]
-            return value.split(",") if kind == "CommaDelimitedList" else value
+            return self._parameter(name)
+        self._must_exist(name)
         return self._physical(name)["Ref"]
 
+    def _parameter(self, name):
+        """A parameter's value as Ref returns it: list types as lists of strings."""
+        value = self.parameters[name]
+        if value is REQUIRED:
+            raise UnresolvableError(f"parameter {name} has no default: give it to the deployment")
+        kind = self.template["Parameters"][name]["Type"]
+        if kind != "CommaDelimitedList" and not kind.startswith("List<"):
+            return value
+        return list(value) if isinstance(value, (list, tuple)) else value.split(",")
+
     def get_att(self, logical_id, attribute):
+        self._must_exist(logical_id)
         return self._physical(logical_id)[attribute]
+
+    def _must_exist(self, logical_id):
+        if logical_id in self.template["Resources"] and not self.exists(logical_id):
+            condition = self.template["Resources"][logical_id]["Condition"]
+            raise UnresolvableError(f"{logical_id} does not exist here: {condition} is false")
 
     def _physical(self, logical_id):
         """What CloudFormation would return for Ref and GetAtt of one resource."""

@@ -1,7 +1,10 @@
 """Deployments sharing an account and region cannot touch each other's jobs, and every call
 Grand Challenge and SageMaker need stays allowed: the RENDERED template's policies, resolved
 for concrete deployments (prefixes ``gc``, ``gc-prod``, ``gcx``, ``gc-a`` side by side), go
-through an IAM policy simulator (@cloud-copilot/iam-simulate), all cases in one Node run."""
+through an IAM policy simulator (@cloud-copilot/iam-simulate), all cases in one Node run.
+
+The one template serves every region, and the zones an operator picks decide which subnet
+slots (a-f) exist: the jobs' network grants are checked per region and pick (ZONE_PICKS)."""
 
 import pytest
 
@@ -11,8 +14,9 @@ from templates.names import (
     training_job_arn_names,
     training_job_log_streams,
 )
+from templates.network import ZONE_LETTERS
 from templates.runtime import MAX_PREFIX_LENGTH
-from tests.cfn_resolve import ACCOUNT, Deployment
+from tests.cfn_resolve import ACCOUNT, Deployment, UnresolvableError
 from tests.helpers import rendered
 from tests.iam_simulator import request, simulate
 
@@ -25,8 +29,23 @@ ALLOWED, DENIED = "Allowed", "ImplicitlyDenied"
 NEIGHBOURS = [("gc", "gc-prod"), ("gc-prod", "gc"), ("gc", "gcx"), ("gc", "gc-a")]
 
 
-def deploy(prefix, **parameters):
-    return Deployment(rendered(REGION), REGION, {"NamePrefix": prefix, **parameters})
+# Regions and picked zone letters: different regions, and picks with gaps, so a slot that
+# exists in every stack or a letter misread as another would show.
+ZONE_PICKS = [
+    ("eu-central-1", "ac"),
+    ("us-east-1", "bdf"),
+    ("us-east-1", "e"),
+    ("us-west-2", "abcd"),
+]
+
+
+def deploy(prefix, region=REGION, letters="abc", **parameters):
+    """The one product template as a stack in ``region`` with ``<region><letter>`` picked,
+    given to CloudFormation as a List parameter is: comma-separated."""
+    zones = ",".join(f"{region}{letter}" for letter in letters)
+    return Deployment(
+        rendered(), region, {"NamePrefix": prefix, "AvailabilityZones": zones, **parameters}
+    )
 
 
 DEPLOYMENTS = {prefix: deploy(prefix) for prefix in ("gc", "gc-prod", "gcx", "gc-a")}
@@ -36,9 +55,9 @@ def job(prefix, model="A", attempt="00"):
     return f"{prefix}-{model}-{UUID}-{attempt}"
 
 
-def job_arn(name):
+def job_arn(name, region=REGION):
     """SageMaker lower-cases the job name inside the ARN."""
-    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name.lower()}"
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT}:training-job/{name.lower()}"
 
 
 def stream_arn(name):
@@ -246,7 +265,7 @@ def job_needed_cases():
     vpc_arn = "arn:aws:ec2:${AWS::Region}:${AWS::AccountId}:vpc/${Vpc}"
     vpc, other_vpc = gc.resolve({"Fn::Sub": vpc_arn}), sibling.resolve({"Fn::Sub": vpc_arn})
     eni = f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/eni-0123456789abcdef0"
-    subnet = f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{gc.ref('PrivateSubnetEuc1Az1')}"
+    subnet = f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{gc.ref('PrivateSubnetA')}"
     repository = gc.get_att("Repository1", "Arn")
     rows = [
         ("GetObject inputs", ALLOWED, "s3:GetObject",
@@ -283,12 +302,108 @@ def job_needed_cases():
     }  # fmt: skip
 
 
+# --- Zones: each stack's grants cover exactly the subnets of its picked slots -------------
+
+
+def subnet_ids(deployment):
+    """``{letter: subnet id}`` of the subnet slots that exist in this stack."""
+    return {
+        letter: deployment.ref(f"PrivateSubnet{letter.upper()}")
+        for letter in ZONE_LETTERS
+        if deployment.exists(f"PrivateSubnet{letter.upper()}")
+    }
+
+
+def subnet_arn(region, subnet_id):
+    return f"arn:aws:ec2:{region}:{ACCOUNT}:subnet/{subnet_id}"
+
+
+def statement_with(deployment, logical_id, action):
+    [statement] = [s for s in policy(deployment, logical_id)["Statement"] if action in s["Action"]]
+    return statement
+
+
+def zone_cases(region, letters):
+    """In a stack with ``letters`` picked, jobs may use those subnets and not the ones the
+    unpicked slots would have (their ids from the same stack with every zone picked)."""
+    picked, every = deploy("gc", region, letters), deploy("gc", region, ZONE_LETTERS)
+    unpicked = {k: v for k, v in subnet_ids(every).items() if k not in letters}
+    training_job = job_arn(job("gc"), region)
+    label, cases = f"{region} picking {letters}", {}
+    for subnets, expected in ((subnet_ids(picked), ALLOWED), (unpicked, DENIED)):
+        for letter, subnet in subnets.items():
+            cases[f"{label}: CreateNetworkInterface in slot {letter}"] = (
+                expected,
+                execution_call(picked, "ec2:CreateNetworkInterface", subnet_arn(region, subnet)),
+            )
+            context = good_job_context(picked) | {"sagemaker:VpcSubnets": [subnet]}
+            cases[f"{label}: CreateTrainingJob in slot {letter}"] = (
+                expected,
+                worker_call(picked, "sagemaker:CreateTrainingJob", training_job, context),
+            )
+    context = good_job_context(picked)
+    cases[f"{label}: CreateTrainingJob across every picked subnet"] = (
+        ALLOWED,
+        worker_call(picked, "sagemaker:CreateTrainingJob", training_job, context),
+    )
+    return cases
+
+
+@pytest.mark.parametrize("region, letters", ZONE_PICKS)
+def test_subnet_slots_exist_exactly_for_the_picked_zones(region, letters):
+    deployment = deploy("gc", region, letters)
+    for letter in ZONE_LETTERS:
+        suffix = letter.upper()
+        slot = [
+            f"PrivateSubnet{suffix}",
+            f"PrivateRouteTable{suffix}",
+            f"PrivateRouteTableAssociation{suffix}",
+            f"PrivateNetworkAclAssociation{suffix}",
+        ]
+        assert [deployment.exists(i) for i in slot] == [letter in letters] * 4, letter
+    subnets = deployment.resources("AWS::EC2::Subnet")
+    zones = sorted(subnet["AvailabilityZone"] for subnet in subnets.values())
+    assert zones == [f"{region}{letter}" for letter in letters]
+
+
+@pytest.mark.parametrize("region, letters", ZONE_PICKS)
+def test_job_network_grants_name_exactly_the_picked_subnets(region, letters):
+    """No more (a slot not picked, or another region's subnet), no less (a picked zone the
+    jobs could not use): the execution role's ENI subnets and the workers' VpcSubnets."""
+    deployment = deploy("gc", region, letters)
+    ids = list(subnet_ids(deployment).values())
+    assert len(ids) == len(letters)
+    eni = statement_with(deployment, "ExecutionPolicy", "ec2:CreateNetworkInterface")
+    subnets = [arn for arn in eni["Resource"] if ":subnet/" in arn]
+    assert subnets == [subnet_arn(region, subnet) for subnet in ids]
+    create = statement_with(deployment, "SchedulePolicy", "sagemaker:CreateTrainingJob")
+    assert create["Condition"]["ForAllValues:StringEquals"]["sagemaker:VpcSubnets"] == ids
+    outputs = deployment.template["Outputs"]
+    assert deployment.resolve(outputs["PrivateSubnetIds"]["Value"]) == ",".join(ids)
+
+
+def test_the_resolver_refuses_what_cloudformation_refuses():
+    """The zone tests lean on the resolver: a list parameter resolves alike given as
+    CloudFormation takes it or as a list; a stack without its required zones, or a Ref to a
+    slot that does not exist, raises instead of yielding a plausible ARN."""
+    given_as_list = Deployment(
+        rendered(), "us-east-1", {"NamePrefix": "gc", "AvailabilityZones": ["us-east-1b"]}
+    )
+    assert subnet_ids(given_as_list) == subnet_ids(deploy("gc", "us-east-1", "b"))
+    assert given_as_list.ref("AvailabilityZones") == ["us-east-1b"]
+    with pytest.raises(UnresolvableError, match="AvailabilityZones has no default"):
+        Deployment(rendered(), REGION, {"NamePrefix": "gc"}).condition("UseZoneA")
+    with pytest.raises(UnresolvableError, match="PrivateSubnetA does not exist"):
+        given_as_list.ref("PrivateSubnetA")
+
+
 CASES = {
     **{key: case for ours, theirs in NEIGHBOURS for key, case in job_cases(ours, theirs).items()},
     **shape_cases(),
     **create_job_condition_cases(),
     **worker_needed_cases(),
     **job_needed_cases(),
+    **{key: case for picks in ZONE_PICKS for key, case in zone_cases(*picks).items()},
 }
 
 

@@ -135,7 +135,7 @@ def test_a_stack_without_the_settings_is_one_clear_line(stack_outputs, capsys):
 
 def test_every_key_printed_is_an_output_of_the_template():
     """The notes name outputs the template really has (a renamed output would vanish)."""
-    outputs = rendered(REGION)["Outputs"]
+    outputs = rendered()["Outputs"]
     everything = {key: "x" for key in outputs}
     printed = {line.split("=", 1)[0].strip("# ") for line in env_block(everything) if "=" in line}
     notes = printed - set(GRAND_CHALLENGE_SETTINGS)

@@ -29,7 +29,7 @@ def sagemaker_event_detail(job_name, status):
             "TrainingInputMode": "File",
             "EnableSageMakerMetricsTimeSeries": False,
         },
-        "RoleArn": f"arn:aws:iam::123456789012:role/SAGEMAKER_{PREFIX}-eu-central-1_EXECUTION",
+        "RoleArn": f"arn:aws:iam::123456789012:role/SAGEMAKER_{PREFIX}-{REGION}_EXECUTION",
         "ResourceConfig": {
             "InstanceType": "ml.g4dn.xlarge",
             "InstanceCount": 1,
@@ -64,7 +64,7 @@ def substitute_prefix(value):
 @pytest.fixture
 def delivered():
     """Put events through the template's rule; returns the SQS bodies that arrived."""
-    rule = rendered(REGION)["Resources"]["StoppedTrainingJobsRule"]["Properties"]
+    rule = rendered()["Resources"]["StoppedTrainingJobsRule"]["Properties"]
     queue_target = next(t for t in rule["Targets"] if t["Id"] == "grand-challenge-queue")
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
@@ -134,6 +134,6 @@ def test_running_jobs_and_other_deployments_jobs_are_not_delivered(delivered):
 
 def test_the_rule_filters_on_exactly_this_deployments_job_names():
     pattern = substitute_prefix(
-        rendered(REGION)["Resources"]["StoppedTrainingJobsRule"]["Properties"]["EventPattern"]
+        rendered()["Resources"]["StoppedTrainingJobsRule"]["Properties"]["EventPattern"]
     )
     assert pattern["detail"]["TrainingJobName"] == [{"prefix": "gc-A-"}, {"prefix": "gc-E-"}]

@@ -18,11 +18,19 @@ REGION = "eu-central-1"
 WORKERS = f"arn:aws:iam::{ACCOUNT}:role/grand-challenge-workers"
 GIVEN_QUEUE = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:grand-challenge-acks-late-micro-short"
 ALLOWED, DENIED = "Allowed", "ImplicitlyDenied"
-CREATED = Deployment(rendered(REGION), REGION, {"NamePrefix": "gc"})
-SIBLING = Deployment(rendered(REGION), REGION, {"NamePrefix": "gc-prod"})
-GIVEN = Deployment(
-    rendered(REGION), REGION, {"NamePrefix": "gc", "StoppedEventsQueueArn": GIVEN_QUEUE}
-)
+
+
+def deploy(prefix, region=REGION, **parameters):
+    """The one product template as a stack in ``region`` (two of its zones picked)."""
+    zones = f"{region}a,{region}b"
+    return Deployment(
+        rendered(), region, {"NamePrefix": prefix, "AvailabilityZones": zones, **parameters}
+    )
+
+
+CREATED = deploy("gc")
+SIBLING = deploy("gc-prod")
+GIVEN = deploy("gc", StoppedEventsQueueArn=GIVEN_QUEUE)
 
 
 def properties(deployment, logical_id):
@@ -122,6 +130,8 @@ def test_consumer_policy_exists_only_with_the_created_queue():
     )
     name = properties(CREATED, "ConsumeStoppedJobsPolicy")["ManagedPolicyName"]
     assert name == "SQS_gc-eu-central-1_CONSUME_STOPPED_JOBS"
+    other_region = properties(deploy("gc", "us-east-1"), "ConsumeStoppedJobsPolicy")
+    assert other_region["ManagedPolicyName"] == "SQS_gc-us-east-1_CONSUME_STOPPED_JOBS"
 
 
 @pytest.mark.parametrize("deployment", [CREATED, GIVEN], ids=["created queue", "given queue"])
@@ -166,13 +176,18 @@ def test_no_unprocessed_alarm_for_a_given_queue():
     assert not GIVEN.exists("UnprocessedStoppedJobsAlarm")
 
 
-def test_outputs_name_the_created_queue_its_policy_and_what_to_watch():
-    values = outputs(CREATED)
-    url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/gc-components-stopped-jobs"
+@pytest.mark.parametrize("region", [REGION, "us-east-1"])
+def test_outputs_name_the_created_queue_its_policy_and_what_to_watch(region):
+    """The same template in two regions: each stack's outputs name its own region's queue."""
+    created = deploy("gc", region)
+    values = outputs(created)
+    url = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/gc-components-stopped-jobs"
     assert values["StoppedEventsQueueUrl"] == url
-    assert values["StoppedEventsQueueArn"] == CREATED.get_att("StoppedJobsQueue", "Arn")
+    assert values["StoppedEventsQueueArn"] == (
+        f"arn:aws:sqs:{region}:{ACCOUNT}:gc-components-stopped-jobs"
+    )
     assert values["ConsumeStoppedJobsPolicyArn"] == (
-        f"arn:aws:iam::{ACCOUNT}:policy/SQS_gc-eu-central-1_CONSUME_STOPPED_JOBS"
+        f"arn:aws:iam::{ACCOUNT}:policy/SQS_gc-{region}_CONSUME_STOPPED_JOBS"
     )
     assert values["StoppedJobsDeadLetterQueueUrl"] == url + "-dlq"
     assert values["UnprocessedStoppedJobsAlarmName"] == "gc-components-stopped-jobs-dlq-not-empty"
