@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from templates.functions import custodian, ecr_repository, s3_network_acl
+from templates.functions import custodian, ecr_repository, s3_network_acl, zone_plan
 from templates.inline import inline_source
 from tests.conftest import FakeContext, make_event
 
@@ -158,6 +158,19 @@ def test_routes_repository_on_delete_events(handler, ec2, aws_calls, cfn_respons
     assert ecr.describe_repositories()["repositories"] == []
 
 
+def test_routes_zone_plan_events(handler, ec2, aws_calls, cfn_responses, monkeypatch):
+    if handler is not custodian.handler:  # the inlined program must use its own copy
+        monkeypatch.setattr(zone_plan, "place", None)
+        monkeypatch.setattr(zone_plan, "plan", None)
+    properties = {"Zones": ["eu-central-1c", "eu-central-1a"], "VpcCidr": "10.0.0.0/16"}
+    create = make_event("Create", cfn_responses.url, properties, ResourceType="Custom::ZonePlan")
+    assert handler(create, FakeContext()) is None
+    body = cfn_responses.only_body()
+    assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", f"{REGION}-zone-plan")
+    assert body["Data"] == {"CidrA": "10.0.0.0/20", "CidrC": "10.0.32.0/20"}  # az1, az3
+    assert aws_calls == ["DescribeAvailabilityZones"]
+
+
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
 @pytest.mark.parametrize("resource_type", ["Custom::Nope", None])
 def test_unknown_resource_type_fails(
@@ -231,5 +244,6 @@ def test_inlined_program_is_self_contained_and_wired(inlined_source):
     assert (
         namespace["HANDLERS"]["Custom::RepositoryOnDelete"] is namespace["ecr_repository_handler"]
     )
+    assert namespace["HANDLERS"]["Custom::ZonePlan"] is namespace["zone_plan_handler"]
     assert route.__globals__ is namespace
     assert namespace["handler"].__code__.co_filename == "index.py"

@@ -10,12 +10,13 @@ dropped, and the slices are those of the per-region templates and of the Terrafo
 Refused with a reason naming the zone: a Local or Wavelength Zone, a zone of another
 region, a letter past ``f`` (the template has six subnet slots) and an id past az16. The
 template's conditions can only tell zones apart by their last letter, so a refused zone
-must stop the stack here, before any subnet exists. Delete calls no AWS API.
+must stop the stack here, before any subnet exists. Delete calls no AWS API. A throttled
+DescribeAvailabilityZones is retried by botocore's own retry handler; once that gives up the
+answer is FAILED with EC2's error (one read: no retry loop of its own is worth its bytes).
 Physical id: ``<region>-zone-plan``.
 """
 
 import ipaddress
-import os
 import re
 
 import boto3
@@ -61,9 +62,9 @@ def _names(event):
 
 def place(event, _context):
     names, vpc_cidr = _names(event)
-    region = os.environ.get("AWS_REGION") or boto3.session.Session().region_name
-    described = boto3.client("ec2").describe_availability_zones(ZoneNames=names)
-    zones = described["AvailabilityZones"]
+    ec2 = boto3.client("ec2")
+    region = ec2.meta.region_name  # the zones' region is the one the names were looked up in
+    zones = ec2.describe_availability_zones(ZoneNames=names)["AvailabilityZones"]
     missing = sorted(set(names) - {zone["ZoneName"] for zone in zones})
     if missing:
         raise ValueError(f"{missing[0]} is not a zone of this account in {region}")
