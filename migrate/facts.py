@@ -26,7 +26,7 @@ class Facts:
     partition: str
     prefix: str
     vpc_cidr: str
-    zone_ids: tuple  # zones with a subnet, sorted
+    zone_names: tuple  # zones with a subnet, by name (the AvailabilityZones parameter), sorted
     repository_names: tuple  # without the "<prefix>/", sorted as Terraform orders a set
     log_retention_days: int
     allowed_instance_types: tuple
@@ -52,7 +52,7 @@ def read_facts(state):
         partition=arn["partition"],
         prefix=prefix,
         vpc_cidr=attribute(vpc, "cidr_block"),
-        zone_ids=tuple(sorted(state.each("aws_subnet", "private"))),
+        zone_names=tuple(sorted(subnet["ZoneName"] for subnet in subnet_zones(state))),
         repository_names=_repository_names(state, prefix),
         log_retention_days=attribute(
             state.one("aws_cloudwatch_log_group", "stopped_jobs"), "retention_in_days"
@@ -70,6 +70,18 @@ def read_facts(state):
             state.one("aws_s3_bucket_logging", "io", "inputs"), "target_bucket"
         ),
     )
+
+
+def subnet_zones(state):
+    """``[{"ZoneName", "ZoneId", "CidrBlock"}]`` of the module's private subnets, by zone id."""
+    return [
+        {
+            "ZoneName": attribute(subnet, "availability_zone"),
+            "ZoneId": attribute(subnet, "availability_zone_id"),
+            "CidrBlock": attribute(subnet, "cidr_block"),
+        }
+        for _, subnet in sorted(state.each("aws_subnet", "private").items())
+    ]
 
 
 def _repository_names(state, prefix):

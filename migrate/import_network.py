@@ -1,5 +1,6 @@
 """Imported network resources: the VPC, per-zone subnets and route tables, endpoint, flow log,
-security group. Properties as running; create-only ones exactly as the product renders them."""
+security group. Properties as running; create-only ones as the product renders them, or (the
+subnets' CidrBlock, a zone plan answer in the product) the literal value it will resolve to."""
 
 import json
 
@@ -32,10 +33,13 @@ def vpc(state):
     )
 
 
-def per_zone(state, zones):
+def per_zone(state, zones, region):
+    """Each subnet, its route table and association, in the product's slot for the subnet's
+    zone letter (zone name = region + letter; check_subnet_layout refused any other)."""
     subnets = state.each("aws_subnet", "private")
     for zone_id, subnet in sorted(subnets.items()):
-        ids = zones[zone_id]
+        letter = attribute(subnet, "availability_zone").removeprefix(region)
+        ids = zones[letter]
         yield (
             subnet.address,
             ids["subnet"],
@@ -43,7 +47,9 @@ def per_zone(state, zones):
             {"SubnetId": attribute(subnet, "id")},
             {
                 "VpcId": {"Ref": "Vpc"},
-                "AvailabilityZoneId": attribute(subnet, "availability_zone_id"),
+                # The zone's name as the product writes it (cfn-lint warns of a literal one):
+                # the same string once deployed, the same symbol to an offline preview.
+                "AvailabilityZone": {"Fn::Sub": f"${{AWS::Region}}{letter}"},
                 "CidrBlock": attribute(subnet, "cidr_block"),
                 "MapPublicIpOnLaunch": attribute(subnet, "map_public_ip_on_launch"),
                 "Tags": name_tags(subnet),
@@ -67,12 +73,14 @@ def per_zone(state, zones):
         )
 
 
-def endpoint(state, zones):
+def endpoint(state, zones, region):
     endpoint = state.one("aws_vpc_endpoint", "s3")
     policy = state.one("aws_vpc_endpoint_policy", "s3")
     by_table_id = {
-        attribute(state.one("aws_route_table", "private", zone_id), "id"): zones[zone_id]
-        for zone_id in state.each("aws_route_table", "private")
+        attribute(state.one("aws_route_table", "private", zone_id), "id"): zones[
+            attribute(subnet, "availability_zone").removeprefix(region)
+        ]
+        for zone_id, subnet in state.each("aws_subnet", "private").items()
     }
     associated = [
         attribute(association, "route_table_id")

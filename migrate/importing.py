@@ -2,8 +2,11 @@
 
 Each imported resource has the product's logical id and the properties that are running (read
 from the state, sub-resources folded in), so the update to the product template changes what
-differs and replaces nothing: the create-only properties equal the product's. Resources refer to
-each other by Ref as in the product; nothing else is referred to (an import creates nothing).
+differs and replaces nothing: the create-only properties equal the product's once resolved. The
+subnets' CidrBlock is the one the product leaves to deploy time (the zone plan's answer):
+check_subnet_layout refused the state unless that answer is the literal CIDR written here.
+Resources refer to each other by Ref as in the product; nothing else is referred to (an import
+creates nothing).
 """
 
 from . import import_network, import_services
@@ -23,8 +26,8 @@ def import_resources(state, facts, product):
     zones = zone_resources(product)
     return [
         import_network.vpc(state),
-        *import_network.per_zone(state, zones),
-        import_network.endpoint(state, zones),
+        *import_network.per_zone(state, zones, facts.region),
+        import_network.endpoint(state, zones, facts.region),
         import_network.flow_log(state),
         import_network.security_group(state),
         *(import_services.bucket(state, kind, logical_id) for kind, logical_id in BUCKETS.items()),

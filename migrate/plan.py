@@ -3,7 +3,7 @@
 import json
 
 from . import MigrationError
-from .facts import read_facts
+from .facts import read_facts, subnet_zones
 from .fates import fates
 from .importing import import_resources, import_template, resources_to_import
 from .product import (
@@ -19,21 +19,12 @@ from .tfstate import attribute, parse_state
 MAX_TEMPLATE_BODY_BYTES = 51_200  # --template-body limit: the import template must fit
 
 
-def migration_files(state_text, source, region_zone_ids, stack_name=None):
-    """``{file name: bytes}``. ``region_zone_ids``: the build settings' {region: [zone ids]}."""
+def migration_files(state_text, source, stack_name=None):
+    """``{file name: bytes}`` for the state's region (the product is the same in every one)."""
     state = parse_state(state_text, source)
     facts = read_facts(state)
-    if facts.region not in region_zone_ids:
-        raise MigrationError(
-            f"{source}: region {facts.region} is not a target region in the settings"
-        )
-    zone_ids = region_zone_ids[facts.region]
-    check_subnet_layout(
-        facts,
-        {key: attribute(i, "cidr_block") for key, i in state.each("aws_subnet", "private").items()},
-        zone_ids,
-    )
-    product = render_product(facts.region, zone_ids)
+    check_subnet_layout(facts, subnet_zones(state))
+    product = render_product()
     parameters = parameter_values(facts, product)
     imported = import_resources(state, facts, product)
     importing = import_template(imported)
@@ -108,7 +99,8 @@ def _value(side, product, parameters):
     if function == "Ref":
         definition = product["Parameters"].get(argument, {})
         value = parameters.get(argument, definition.get("Default", ""))
-        return value.split(",") if definition.get("Type") == "CommaDelimitedList" else value
+        listed = definition.get("Type", "").startswith(("CommaDelimitedList", "List<"))
+        return value.split(",") if listed else value
     if function == "Fn::Join":
         separator, items = argument
         items = _value(items, product, parameters)  # a list, or a function giving one

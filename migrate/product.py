@@ -1,21 +1,21 @@
 """The product template as the migrated stack runs it: the module's names, the state's settings."""
 
-import ipaddress
 import json
 import re
+
+from templates.functions import zone_plan
 
 from . import MigrationError
 
 TERRAFORM_MODULE_STYLE = "terraform-module"
 
 
-def render_product(region, zone_ids):
-    """The product template (dict) for ``region``: its NameStyle parameter keeps the module's
-    names when the parameters file says ``terraform-module``."""
+def render_product():
+    """The product template (dict), the same for every region: its NameStyle parameter keeps
+    the module's names when the parameters file says ``terraform-module``."""
     from templates.runtime import build_template
-    from templates.stack import Region
 
-    return json.loads(json.dumps(build_template(Region(region, tuple(zone_ids))).to_dict()))
+    return json.loads(json.dumps(build_template().to_dict()))
 
 
 def minified(template):
@@ -23,16 +23,14 @@ def minified(template):
 
 
 def zone_resources(product):
-    """``{zone id: {"subnet": id, "route_table": id, "association": id, "parameter": name}}``."""
+    """``{zone letter: {"subnet": id, "route_table": id, "association": id}}``: the product's
+    subnet slots, found by their AvailabilityZone ``${AWS::Region}<letter>``."""
     resources = product["Resources"]
     zones = {}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::EC2::Subnet":
-            condition = product["Conditions"][resource["Condition"]]
-            zones[resource["Properties"]["AvailabilityZoneId"]] = {
-                "subnet": logical_id,
-                "parameter": condition["Fn::Equals"][0]["Ref"],
-            }
+            zone = resource["Properties"]["AvailabilityZone"]["Fn::Sub"]
+            zones[zone.removeprefix("${AWS::Region}")] = {"subnet": logical_id}
     by_subnet = {zone["subnet"]: zone for zone in zones.values()}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::EC2::SubnetRouteTableAssociation":
@@ -42,39 +40,44 @@ def zone_resources(product):
     return zones
 
 
-def check_subnet_layout(facts, subnet_cidrs, region_zone_ids):
-    """Refuse unless every subnet of the state is where the product puts its zone's subnet.
+def zone_letter(facts, zone_name):
+    """The product's subnet slot of a zone: its name is the region plus this letter."""
+    return zone_name.removeprefix(facts.region)
 
-    Both slice the VPC CIDR in 16 (the module: cidrsubnet(cidr, 4, i); the product:
-    Fn::Cidr(cidr, 16, 32 - prefix - 4)[i]), so for any /16 to /24 they coincide exactly when
-    the zone's index i is the same: the module's index is its zone's place in the sorted ids of
-    the zones that needed no opt-in when it was applied, the product's in params/build.json."""
-    unknown = sorted(set(subnet_cidrs) - set(region_zone_ids))
-    if unknown:
-        raise MigrationError(
-            f"zone {unknown[0]} has a subnet in the state but is not one of {facts.region}'s "
-            "zones in the build settings: add it there (sorted) and build again"
-        )
-    vpc = ipaddress.ip_network(facts.vpc_cidr)
-    slices = list(vpc.subnets(new_prefix=vpc.prefixlen + 4))
-    ordered = sorted(region_zone_ids)
-    for zone, cidr in sorted(subnet_cidrs.items()):
-        expected = str(slices[ordered.index(zone)])
-        if cidr != expected:
+
+def check_subnet_layout(facts, subnets):
+    """Refuse unless the zone plan will give every subnet of the state its running CIDR.
+
+    ``subnets``: ``[{"ZoneName", "ZoneId", "CidrBlock"}]`` from the state. The module cut the
+    VPC in 16 too (cidrsubnet(cidr, 4, i)) but took i from its zone's place among the sorted ids
+    of the zones it saw (those needing no opt-in then); the product's zone plan takes slice N-1
+    for id ``<region>-azN``. They agree when the module saw az1, az2, ... without gaps, not
+    e.g. in a us-east-1 account without use1-az3 (the module put use1-az4 at slice 2). A
+    differing CIDR is create-only: the update would replace the subnet, so refuse here."""
+    zones = [{**subnet, "ZoneType": "availability-zone"} for subnet in subnets]
+    try:
+        planned = zone_plan.plan(zones, facts.vpc_cidr, facts.region)
+    except ValueError as error:
+        raise MigrationError(f"{error}: the product has no subnet slot for it") from None
+    for subnet in sorted(subnets, key=lambda subnet: subnet["ZoneId"]):
+        expected = planned[f"Cidr{zone_letter(facts, subnet['ZoneName']).upper()}"]
+        if subnet["CidrBlock"] != expected:
+            number = int(subnet["ZoneId"].rsplit("az", 1)[1])
             raise MigrationError(
-                f"subnet of {zone} is {cidr}, the product's is {expected}: the module saw "
-                f"another zone list than the build settings' {ordered}; importing would "
-                "replace the subnet"
+                f"subnet of {subnet['ZoneId']} ({subnet['ZoneName']}) is {subnet['CidrBlock']}, "
+                f"the product's is {expected} (slice {number - 1} of {facts.vpc_cidr} for "
+                f"az{number}): the module counted the zone ids it saw, with a gap; the update "
+                "would replace the subnet"
             )
 
 
 def parameter_values(facts, product):
     """The product's parameters reproducing the running deployment (only those it declares)."""
-    zones = zone_resources(product)
     wanted = {
         "NamePrefix": facts.prefix,
         "NameStyle": TERRAFORM_MODULE_STYLE,
         "VpcCidr": facts.vpc_cidr,
+        "AvailabilityZones": ",".join(facts.zone_names),
         "RepositoryNames": ",".join(facts.repository_names),
         "LogRetentionDays": str(facts.log_retention_days),
         "AllowedInstanceTypes": ",".join(facts.allowed_instance_types),
@@ -83,8 +86,6 @@ def parameter_values(facts, product):
         "LogsBucketName": facts.logs_bucket_name,
         # Participants' images: deleting the stack later must not delete them by default.
         "KeepImagesOnDelete": "true",
-    } | {
-        zone["parameter"]: str(zone_id in facts.zone_ids).lower() for zone_id, zone in zones.items()
     }
     declared = product["Parameters"]
     values = {key: value for key, value in wanted.items() if key in declared}
@@ -96,7 +97,7 @@ def parameter_values(facts, product):
 
 
 def _rejected(definition, value):
-    items = value.split(",") if definition["Type"] == "CommaDelimitedList" else [value]
+    items = value.split(",") if _is_list(definition) else [value]
     for item in items:
         if "AllowedValues" in definition and item not in definition["AllowedValues"]:
             return f"{item!r} is not one of {definition['AllowedValues']}"
@@ -104,6 +105,10 @@ def _rejected(definition, value):
         if pattern and not re.fullmatch(pattern, item):
             return f"{item!r} does not match {pattern}"
     return None
+
+
+def _is_list(definition):
+    return definition["Type"] == "CommaDelimitedList" or definition["Type"].startswith("List<")
 
 
 def acl_switch_waits_for_entries(product):

@@ -11,8 +11,20 @@ replaced too: the plan is repeated until no new replacement appears.
 Values are compared after partial evaluation: parameters (defaults, then the given values),
 known pseudo parameters, conditions, Fn::If/Join/Select/Split/Sub/FindInMap/Cidr. What stays
 unknown stays symbolic (``{"Ref": "NamePrefix"}``) and is assumed the same on both sides, as an
-update that keeps its parameters. ``parameter_effects`` answers the other question: what
-changing one parameter would replace or remove.
+update that keeps its parameters. The region is one of those values: without it (``build.py
+diff`` on ``components-runtime.json`` without ``--region``), ``${AWS::Region}`` stays symbolic,
+equal on both sides, and the schemas of us-east-1 say what is create-only.
+``parameter_effects`` answers the other question: what changing one parameter would replace or
+remove.
+
+A create-only value the plan cannot resolve offline and that differs from the other side's,
+say a literal CIDR against a custom resource's answer (``ZonePlan.CidrA``), is a conditional
+replacement: CloudFormation's change set says "Replacement: Conditional" and compares the
+resolved values only while it executes. The plan never calls that "in place": it reports
+``replace?`` (``certain`` False) with the reason ``create-only CidrBlock: replaced if
+ZonePlan.CidrA (known only at deploy time) is not 172.31.0.0/20``. Of a stateful resource
+that is data at risk until someone checks the value, so it counts as destructive (``build.py
+diff`` exits 3) and the report says so under the summary line.
 
 Everything here is pure: template dicts in, a ``Plan`` out; reading files and git is build.py's.
 """
@@ -24,8 +36,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
-NO_VALUE = "\0NoValue"  # Ref AWS::NoValue: the property or list item disappears
-MISSING = "\0missing"  # a create-only property the resource does not set
+from .preview_values import MISSING, NO_VALUE, concrete, differs, symbol_text, unresolved_reason
+
 UNKNOWN_REGION_SCHEMAS = "us-east-1"  # schemas used when the template's region is unknown
 
 # What a replacement or removal of each type loses: these make ``build.py diff`` exit 3.
@@ -56,6 +68,10 @@ CUSTOM_IDENTITY = {
     "Custom::VpcLockdown": ("VpcId",),
     "Custom::S3NetworkAclEntries": ("NetworkAclId",),
 }
+# Properties whose change makes a custom resource's handler answer other attributes in place.
+# ZonePlan's Cidr<LETTER> hang on the VPC CIDR and the zone's id, fixed for a name: a zone
+# added or dropped (Zones) leaves the other zones' answers as they were.
+ANSWERS_FROM = {"Custom::ZonePlan": ("VpcCidr",)}
 ACTIONS = ("remove", "replace", "add", "modify")  # most serious first
 
 
@@ -102,7 +118,8 @@ class Plan:
 
 class Side:
     """One template with its parameter values: resolves what it can, keeps the rest symbolic.
-    ``replaced`` maps logical ids to "certain"/"possible": their Ref and attributes change."""
+    ``replaced`` maps logical ids to "certain"/"possible": their Ref and attributes change, or
+    "answers": a custom resource's attributes change (``ANSWERS_FROM``), its Ref stays."""
 
     def __init__(self, template, parameters=None, region=None, replaced=None):
         self.template = template
@@ -181,7 +198,7 @@ class Side:
             return self.ref(args)
         if function == "Fn::GetAtt":
             target, attribute = args.split(".", 1) if isinstance(args, str) else args[:2]
-            return self.mark({"Fn::GetAtt": [target, self.resolve(attribute)]}, target)
+            return self.mark({"Fn::GetAtt": [target, self.resolve(attribute)]}, target, True)
         if function == "Fn::If" and isinstance(args, list) and len(args) == 3:
             truth = self.condition(args[0])
             if truth is not None:
@@ -205,11 +222,13 @@ class Side:
             return self.pseudo[name]
         return self.mark({"Ref": name}, name)
 
-    def mark(self, symbol, logical_id):
-        """A reference to a replaced resource: a new value after the update."""
-        if logical_id in self.replaced:
-            return symbol | {"Replaced": self.replaced[logical_id]}
-        return symbol
+    def mark(self, symbol, logical_id, attribute=False):
+        """A reference to a replaced resource, or an attribute of a custom resource that
+        answers anew (``ANSWERS_FROM``, its Ref stays): a new value after the update."""
+        state = self.replaced.get(logical_id)
+        if state is None or (state == "answers" and not attribute):
+            return symbol
+        return symbol | {"Replaced": "possible" if state == "possible" else "certain"}
 
     def sub(self, text, variables):
         if not isinstance(text, str) or not isinstance(variables, dict):
@@ -227,26 +246,8 @@ class Side:
     def sub_reference(self, name):
         if "." in name and name.split(".", 1)[0] in self.resources:
             target, attribute = name.split(".", 1)
-            return self.mark({"Fn::GetAtt": [target, attribute]}, target)
+            return self.mark({"Fn::GetAtt": [target, attribute]}, target, True)
         return self.ref(name)
-
-
-def symbol_text(value):
-    """An unresolved value inside a Sub string, kept recognisable ("\0" marks it symbolic)."""
-    return "\0" + repr(value) + "\0"
-
-
-def concrete(value):
-    """Fully resolved: no intrinsic function or reference left anywhere inside."""
-    if isinstance(value, str):
-        return "\0" not in value
-    if isinstance(value, list):
-        return all(map(concrete, value))
-    if isinstance(value, dict):
-        return not any(k == "Ref" or k.startswith("Fn::") for k in value) and all(
-            map(concrete, value.values())
-        )
-    return True
 
 
 def _cidr(_side, args):
@@ -353,7 +354,7 @@ def plan(old, new, old_parameters=None, new_parameters=None, region=None):
     for _ in range(len(all_ids(old, new)) + 1):
         sides = (Side(old, old_parameters, region), Side(new, new_parameters, region, replaced))
         changes = [c for c in (compare(*sides, lid, region) for lid in all_ids(old, new)) if c]
-        now = {
+        now = {lid: "answers" for lid in answers_anew(*sides, changes)} | {
             c.logical_id: "certain" if c.certain else "possible"
             for c in changes
             if c.action == "replace"
@@ -364,6 +365,20 @@ def plan(old, new, old_parameters=None, new_parameters=None, region=None):
     notice_renames(changes, old, new)
     changes.sort(key=lambda change: (ACTIONS.index(change.action), change.logical_id))
     return Plan(changes)
+
+
+def answers_anew(old_side, new_side, changes):
+    """Custom resources updated in place whose handler answers other attributes: a change
+    to one of their ``ANSWERS_FROM`` properties (a new VpcCidr gives every zone a new CIDR)."""
+    for change in changes:
+        inputs = ANSWERS_FROM.get(change.resource_type, ())
+        if change.action != "modify" or not inputs:
+            continue
+        old, new = (
+            side.resources[change.logical_id].get("Properties", {}) for side in (old_side, new_side)
+        )
+        if any(old_side.resolve(old.get(key)) != new_side.resolve(new.get(key)) for key in inputs):
+            yield change.logical_id
 
 
 def replacements(old_template, new_template, parameters=None, region=None):
@@ -442,27 +457,31 @@ def update_of(old_side, new_side, old, new, region):
     if old["Type"] != new["Type"]:
         return "replace", True, (f"type {old['Type']} -> {new['Type']}",)
     old_properties = old_side.resolve(old.get("Properties", {}))
-    certain = {key: value for key, value in new_side.replaced.items() if value == "certain"}
+    certain = {key: value for key, value in new_side.replaced.items() if value != "possible"}
     new_certain = new_side.assuming(certain).resolve(new.get("Properties", {}))
     new_possible = new_side.resolve(new.get("Properties", {}))
-    replaced_by, maybe_by = [], []
+    replaced_by, unresolved, maybe_by = [], [], []
     for path in create_only_paths(old["Type"], region or UNKNOWN_REGION_SCHEMAS):
-        if any(path[: len(shorter)] == shorter for shorter in replaced_by + maybe_by):
+        if any(path[: len(done[0])] == done[0] for done in replaced_by + unresolved + maybe_by):
             continue  # a parent path already explains it
-        before = value_at(old_properties, path)
-        if before != value_at(new_certain, path):
-            replaced_by.append(path)
+        before, after = value_at(old_properties, path), value_at(new_certain, path)
+        verdict = differs(before, after)
+        if verdict is None:
+            unresolved.append((path, before, after))
+        elif verdict:
+            replaced_by.append((path,))
         elif before != value_at(new_possible, path):
-            maybe_by.append(path)
+            maybe_by.append((path,))
     policies = policy_changes(old, new)
-    if replaced_by or maybe_by:
-        reasons = [f"create-only {'/'.join(p)}" for p in replaced_by]
+    if replaced_by or unresolved or maybe_by:
+        reasons = [f"create-only {'/'.join(p)}" for (p,) in replaced_by]
+        reasons += [unresolved_reason(*item, region) for item in unresolved]
         reasons += [
-            f"create-only {'/'.join(p)} (if what it refers to is replaced)" for p in maybe_by
+            f"create-only {'/'.join(p)} (if what it refers to is replaced)" for (p,) in maybe_by
         ]
         if new.get("UpdateReplacePolicy") in ("Retain", "Snapshot"):
             reasons.append(f"UpdateReplacePolicy {new['UpdateReplacePolicy']}: the old one is kept")
-        return "replace", not maybe_by or bool(replaced_by), tuple(reasons + policies)
+        return "replace", bool(replaced_by), tuple(reasons + policies)
     if old_properties != new_possible or policies:
         changed = sorted(
             k
@@ -564,11 +583,17 @@ def report_lines(result, effects=None):
     ]
     counts = {action: sum(c.action == action for c in result.changes) for action in ACTIONS}
     summary = ", ".join(f"{n} to {action}" for action, n in counts.items())
+    maybe = sum(not change.certain for change in result.destructive)
     lines.append(
         f"{summary}; {len(result.destructive)} stateful replaced or removed"
         if rows
         else "no changes"
     )
+    if maybe:
+        lines.append(
+            f"{maybe} of them only maybe (replace?, remove?): the preview cannot rule it out "
+            "offline, so it is the operator's data at risk until the reason on its line is checked"
+        )
     for name, logical_ids in (effects or {}).items():
         lines.append(f"changing parameter {name} would replace or remove: {', '.join(logical_ids)}")
     return [line.rstrip() for line in lines]

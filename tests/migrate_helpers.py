@@ -1,13 +1,12 @@
 """Shared by the migrate tests: the fixtures' states and what ``build.py migrate`` makes of them."""
 
-import ipaddress
 import json
 from functools import cache
 from pathlib import Path
 
 from migrate.plan import migration_files
+from templates.functions import zone_plan
 from tests.cfn_resolve import Deployment
-from tests.helpers import SETTINGS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tfstate"
 # Written from the module's .tf files at 7044460 (its latest release), attributes as the AWS
@@ -44,7 +43,7 @@ def instances(fixture):
 @cache
 def migrated(fixture):
     """``{"import", "resources", "product", "parameters", "runbook", "raw"}`` for one fixture."""
-    raw = migration_files(state_text(fixture), fixture, SETTINGS["regions"])
+    raw = migration_files(state_text(fixture), fixture)
     region = REGIONS[fixture]
     return {
         "import": json.loads(raw[f"{region}-import.json"]),
@@ -58,14 +57,37 @@ def migrated(fixture):
     }
 
 
+def subnet_zones(fixture):
+    """The fixture's subnets as DescribeAvailabilityZones describes their zones, with CIDRs."""
+    return [
+        {
+            "ZoneName": attributes["availability_zone"],
+            "ZoneId": attributes["availability_zone_id"],
+            "ZoneType": "availability-zone",
+            "CidrBlock": attributes["cidr_block"],
+        }
+        for address, attributes in sorted(instances(fixture).items())
+        if "aws_subnet.private[" in address
+    ]
+
+
+def zone_plan_answer(fixture, vpc_cidr=None):
+    """What the product's ZonePlan answers in the fixture's account: the custom resource's own
+    plan() over the zones its DescribeAvailabilityZones call would return."""
+    [vpc] = [a for k, a in instances(fixture).items() if k.endswith("aws_vpc.this")]
+    return zone_plan.plan(subnet_zones(fixture), vpc_cidr or vpc["cidr_block"], REGIONS[fixture])
+
+
 class Resolved(Deployment):
     """A template resolved with the state's identifiers as the imported resources' Refs (as
-    CloudFormation would) and Fn::Cidr evaluated (the subnets' create-only CidrBlock)."""
+    CloudFormation would) and ``answers`` as custom resources' attributes ({logical id:
+    {attribute: value}}, e.g. the ZonePlan's Cidr<LETTER> that the subnets' CidrBlock takes)."""
 
-    def __init__(self, template, region, parameters=None, ids=None):
+    def __init__(self, template, region, parameters=None, ids=None, answers=None):
         super().__init__(template, region, parameters)
         self.pseudo["AWS::StackId"] = "arn:aws:cloudformation:stack/migrated"  # tags only
         self.ids = ids or {}
+        self.answers = answers or {}
 
     def _physical(self, logical_id):
         if logical_id in self.ids:
@@ -73,12 +95,10 @@ class Resolved(Deployment):
             return _Physical(identifier, logical_id)
         return super()._physical(logical_id)
 
-    def _function(self, key, argument):
-        if key != "Fn::Cidr":
-            return super()._function(key, argument)
-        block, count, bits = self.resolve(argument)
-        slices = ipaddress.ip_network(block).subnets(new_prefix=32 - int(bits))
-        return [str(network) for network in slices][: int(count)]
+    def get_att(self, logical_id, attribute):
+        if logical_id in self.answers:
+            return self.answers[logical_id][attribute]
+        return super().get_att(logical_id, attribute)
 
 
 class _Physical(dict):

@@ -9,10 +9,23 @@ import cfnlint
 import pytest
 
 from build import lint
+from migrate.facts import read_facts
+from migrate.product import check_subnet_layout
+from migrate.tfstate import parse_state
 from templates import preview
 from tests.cfn_resolve import Deployment
 from tests.helpers import violations
-from tests.migrate_helpers import DIRECT, NESTED, REGIONS, Resolved, instances, migrated
+from tests.migrate_helpers import (
+    DIRECT,
+    NESTED,
+    REGIONS,
+    Resolved,
+    instances,
+    migrated,
+    state_text,
+    subnet_zones,
+    zone_plan_answer,
+)
 
 FIXTURES = [DIRECT, NESTED]
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
@@ -48,7 +61,7 @@ def imported_addresses(fixture):
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_import_template_passes_cfn_lint(fixture):
     body = json.dumps(migrated(fixture)["import"]).encode()
-    assert lint(REGIONS[fixture], body) == []
+    assert lint([REGIONS[fixture]], body) == []
     assert len(migrated(fixture)["raw"][f"{REGIONS[fixture]}-import.json"]) <= 51_200
 
 
@@ -59,8 +72,10 @@ def test_every_imported_resource_is_retained_and_listed(fixture):
     assert {r["LogicalResourceId"] for r in result["resources"]} == set(resources)
     for logical_id, resource in resources.items():
         assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain", logical_id
-        # An IMPORT creates nothing: every reference is to another imported resource.
-        assert _references(resource["Properties"]) <= set(resources), logical_id
+        # An IMPORT creates nothing: every reference is to another imported resource (or a
+        # pseudo parameter: the subnets' AvailabilityZone is ${AWS::Region}<letter>).
+        references = _references(resource["Properties"])
+        assert {r for r in references if not r.startswith("AWS::")} <= set(resources), logical_id
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
@@ -103,16 +118,44 @@ def test_every_name_is_the_states_in_the_import_and_in_the_product(fixture):
     assert checked >= 13
 
 
+CONDITIONAL_CIDR = re.compile(
+    r"^create-only CidrBlock: replaced if ZonePlan\.(Cidr[A-F]) \(known only at deploy time\) "
+    r"is not (\S+)$"
+)
+
+
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_update_to_the_product_replaces_or_removes_nothing_imported(fixture):
+def test_update_to_the_product_replaces_only_subnets_whose_cidr_the_zone_plan_gives(fixture):
+    """The preview cannot know the zone plan's answer offline: each imported subnet is a
+    conditional replacement on CidrBlock alone (and its association only through it), nothing
+    imported is replaced for certain or removed, and check_subnet_layout, which migrate ran,
+    proves the zone plan gives each subnet exactly its literal CIDR."""
     result = migrated(fixture)
     plan = preview.plan(
         result["import"], result["product"], {}, result["parameters"], REGIONS[fixture]
     )
-    imported = set(result["import"]["Resources"])
-    touched = {c.logical_id: c.action for c in plan.changes if c.logical_id in imported}
-    assert set(touched) <= imported
-    assert {lid: a for lid, a in touched.items() if a in ("replace", "remove")} == {}
+    imported = result["import"]["Resources"]
+    touched = {c.logical_id: c for c in plan.changes if c.logical_id in imported}
+    replaced = {lid: c for lid, c in touched.items() if c.action in ("replace", "remove")}
+    subnets = {lid for lid, r in imported.items() if r["Type"] == "AWS::EC2::Subnet"}
+    assert {lid for lid, c in replaced.items() if c.resource_type == "AWS::EC2::Subnet"} == subnets
+    answers = zone_plan_answer(fixture)
+    for logical_id in subnets:
+        change = replaced.pop(logical_id)
+        assert (change.action, change.certain) == ("replace", False)
+        [reason] = [r for r in change.reasons if r.startswith("create-only")]
+        attribute, cidr = CONDITIONAL_CIDR.match(reason).groups()
+        assert cidr == imported[logical_id]["Properties"]["CidrBlock"]
+        assert answers[attribute] == cidr  # what the zone plan will answer at the update
+    for logical_id, change in replaced.items():  # only because a subnet may be replaced
+        assert change.resource_type == "AWS::EC2::SubnetRouteTableAssociation", logical_id
+        assert not change.certain
+        assert imported[logical_id]["Properties"]["SubnetId"]["Ref"] in subnets
+        assert [r for r in change.reasons if r.startswith("create-only")] == [
+            "create-only SubnetId (if what it refers to is replaced)"
+        ]
+    state = parse_state(state_text(fixture), fixture)
+    check_subnet_layout(read_facts(state), subnet_zones(fixture))  # the runbook's guarantee
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
@@ -123,7 +166,8 @@ def test_create_only_properties_equal_the_products_resolved(fixture):
     region = REGIONS[fixture]
     ids = {e["LogicalResourceId"]: e["ResourceIdentifier"] for e in result["resources"]}
     old = Resolved(result["import"], region, {}, ids)
-    new = Resolved(result["product"], region, result["parameters"], ids)
+    answers = {"ZonePlan": zone_plan_answer(fixture)}
+    new = Resolved(result["product"], region, result["parameters"], ids, answers)
     for logical_id, resource in result["import"]["Resources"].items():
         paths = preview.create_only_paths(resource["Type"], region)
         before = old.resolve(resource["Properties"])
@@ -171,10 +215,16 @@ def test_parameters_reproduce_the_running_deployment(fixture):
     declared = result["product"]["Parameters"]
     for key, value in parameters.items():
         assert violations(declared[key], value) == [], key
-    # Every zone of the state has its subnet; the product's other zones (none here) are off.
-    assert sorted(k for k, v in parameters.items() if k.startswith("Zone") and v == "true") == [
-        k for k in sorted(declared) if k.startswith("Zone")
-    ]
+    # Every zone of the state by name: its subnet slot is on, the other slots are off.
+    zone_names = sorted(a["availability_zone"] for k, a in state.items() if "aws_subnet." in k)
+    assert parameters["AvailabilityZones"].split(",") == zone_names
+    product = Deployment(result["product"], REGIONS[fixture], parameters)
+    on = {
+        lid for lid, r in result["product"]["Resources"].items() if r["Type"] == "AWS::EC2::Subnet"
+    }
+    assert {lid for lid in on if product.exists(lid)} == {
+        f"PrivateSubnet{name[-1].upper()}" for name in zone_names
+    }
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
@@ -190,6 +240,8 @@ def test_the_runbook_accounts_for_every_address(fixture):
     assert runbook.index("--change-set-type IMPORT") < runbook.index("deploy --stack-name")
     assert runbook.index("deploy --stack-name") < runbook.index("terraform state rm")
     assert runbook.count("Roll back:") == 4
+    # the change set's view of the subnets, and why it is safe
+    assert "The subnets show Replacement\n#   Conditional on CidrBlock" in runbook
 
 
 def test_module_used_as_a_module_keeps_its_addresses():
@@ -249,12 +301,15 @@ def _references(value):
 
 
 def test_the_product_template_written_for_the_update_passes_cfn_lint():
-    assert lint(REGIONS[DIRECT], migrated(DIRECT)["raw"]["eu-central-1-product.json"]) == []
+    assert lint([REGIONS[DIRECT]], migrated(DIRECT)["raw"]["eu-central-1-product.json"]) == []
 
 
-def test_build_diff_of_the_import_against_the_product_puts_no_data_at_risk(tmp_path, capsys):
-    """The same check through `build.py diff`, on the files as written: exit 0 means no
-    stateful resource is replaced or removed."""
+def test_build_diff_of_the_import_against_the_product_flags_only_the_conditional_subnets(
+    tmp_path, capsys
+):
+    """The same check through `build.py diff`, on the files as written: it exits 3 (the
+    subnets' replacement is conditional, a stateful maybe) and says why; every other
+    imported resource is modified in place, or replaced only through a subnet."""
     import build
 
     for name, body in migrated(NESTED)["raw"].items():
@@ -273,7 +328,16 @@ def test_build_diff_of_the_import_against_the_product_puts_no_data_at_risk(tmp_p
         ]
     )
     output = capsys.readouterr().out
-    assert code == 0, output
-    actions = {line.split()[0] for line in output.splitlines() if line[:1].isalpha()}
-    assert "modify" in actions
-    assert not actions & {"replace", "remove"}, output
+    assert code == 3, output
+    rows = [line.split(maxsplit=3) for line in output.splitlines() if line[:1].isalpha()]
+    actions = {action for action, *_ in rows}
+    assert "modify" in actions and not actions & {"replace", "remove", "remove?"}, output
+    destructive = [
+        row[1] for row in rows if row[3].startswith("STATEFUL") and row[0].startswith("re")
+    ]
+    assert sorted(destructive) == ["PrivateSubnetA", "PrivateSubnetB", "PrivateSubnetC"]
+    for row in rows:
+        if row[1] in destructive:
+            assert "replaced if ZonePlan.Cidr" in row[3] and "(known only at deploy time)" in row[3]
+    assert "3 of them only maybe (replace?, remove?)" in output
+    assert "the operator's data at risk" in output

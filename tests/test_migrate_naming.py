@@ -5,11 +5,22 @@ import json
 
 import pytest
 
+from migrate import MigrationError
+from migrate.facts import Facts
 from migrate.plan import migration_files
-from migrate.product import acl_switch_waits_for_entries, render_product
+from migrate.product import acl_switch_waits_for_entries, check_subnet_layout, render_product
 from templates import names
 from tests.helpers import SETTINGS, rendered
-from tests.migrate_helpers import DIRECT, Resolved, instances, migrated, state_text
+from tests.migrate_helpers import (
+    DIRECT,
+    NESTED,
+    REGIONS,
+    Resolved,
+    migrated,
+    state_text,
+    subnet_zones,
+    zone_plan_answer,
+)
 
 MODULE_NAMES = {  # the module's physical names (its .tf files), prefix "gc"
     "inputs_bucket": "gc-components-inputs",
@@ -45,12 +56,21 @@ LONGEST_PREFIX = "a" * 21
 
 
 def product_names(style):
-    template = render_product("eu-central-1", SETTINGS["regions"]["eu-central-1"])
+    template = render_product()
     parameters = {"NamePrefix": "gc", "NameStyle": style}
     deployment = Resolved(template, "eu-central-1", parameters)
     return {
         key: deployment.resolve(template["Resources"][logical_id]["Properties"][prop])
         for logical_id, (key, prop) in NAMED.items()
+    }
+
+
+def existing(deployment, template):
+    """The resolved properties of the resources that exist in this deployment."""
+    return {
+        logical_id: deployment.resolve(resource.get("Properties", {}))
+        for logical_id, resource in template["Resources"].items()
+        if deployment.exists(logical_id)
     }
 
 
@@ -61,7 +81,7 @@ def test_terraform_module_style_gives_every_name_the_module_gave():
 
 
 def test_region_unique_style_is_the_default_and_keeps_the_region_unique_names():
-    template = render_product("eu-central-1", SETTINGS["regions"]["eu-central-1"])
+    template = render_product()
     assert template["Parameters"]["NameStyle"]["Default"] == "region-unique"
     unique = product_names("region-unique")
     assert unique["inputs_bucket"] == "gc-123456789012-eu-central-1-inputs"
@@ -87,39 +107,66 @@ def test_every_product_template_keeps_region_unique_names_unless_told_otherwise(
         assert template["Conditions"][names.USE_TERRAFORM_MODULE_NAMES] == {
             "Fn::Equals": [{"Ref": "NameStyle"}, "terraform-module"]
         }
-        resolved = Resolved(template, region, {"NamePrefix": "gc"})
-        text = json.dumps(resolved.resolve(template["Resources"]))
+        zones = {"NamePrefix": "gc", "AvailabilityZones": f"{region}a,{region}b"}
+        plan = {"ZonePlan": {"CidrA": "172.31.0.0/20", "CidrB": "172.31.16.0/20"}}
+        resolved = Resolved(template, region, zones, answers=plan)
+        text = json.dumps(existing(resolved, template))
         assert f"gc-123456789012-{region}-inputs" in text and "gc-components-inputs" not in text
 
 
-@pytest.mark.parametrize("region", sorted(SETTINGS["regions"]))
+def facts(region, vpc_cidr):
+    fields = dict.fromkeys(Facts.__dataclass_fields__, None)
+    return Facts(**fields | {"region": region, "vpc_cidr": vpc_cidr})
+
+
+def module_layout(region, short, numbers, vpc):
+    """The module's subnets in an account where zones ``numbers`` need no opt-in: cidrsubnet(
+    vpc, 4, i) over the sorted ids; names in another order than ids, as accounts map them."""
+    ids = sorted(f"{short}-az{n}" for n in numbers)
+    letters = "bacfed"
+    return [
+        {
+            "ZoneName": f"{region}{letters[i]}",
+            "ZoneId": zone_id,
+            "CidrBlock": str(list(vpc.subnets(prefixlen_diff=4))[i]),
+        }
+        for i, zone_id in enumerate(ids)
+    ]
+
+
 @pytest.mark.parametrize("prefix_length", range(16, 25))
-def test_product_subnet_is_the_modules_cidrsubnet_for_every_vpc_size(region, prefix_length):
-    """The module: cidrsubnet(vpc, 4, i) over the sorted zone ids; the product: Fn::Cidr(vpc,
-    16, bits)[i] over the build settings' sorted zone ids. Same slice for /16 to /24."""
+def test_the_zone_plan_gives_the_modules_cidrsubnet_for_every_vpc_size(prefix_length):
+    """The module: cidrsubnet(vpc, 4, i) over the sorted ids it saw; the zone plan: slice N-1
+    for azN. With ids az1..azK they agree for any /16 to /24 VPC; with a gap they do not."""
     vpc = ipaddress.ip_network(f"10.0.0.0/{prefix_length}")
-    template = render_product(region, SETTINGS["regions"][region])
-    deployment = Resolved(template, region, {"VpcCidr": str(vpc)})
-    zone_ids = sorted(SETTINGS["regions"][region])
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::EC2::Subnet":
-            index = zone_ids.index(resource["Properties"]["AvailabilityZoneId"])
-            cidrsubnet = list(vpc.subnets(prefixlen_diff=4))[index]
-            assert deployment.resolve(resource["Properties"]["CidrBlock"]) == str(cidrsubnet)
+    for numbers in ([1], [1, 2, 3], [1, 2, 3, 4, 5, 6]):
+        check_subnet_layout(
+            facts("us-east-1", str(vpc)), module_layout("us-east-1", "use1", numbers, vpc)
+        )
+    gap = module_layout("us-east-1", "use1", [1, 2, 4, 5, 6], vpc)
+    with pytest.raises(MigrationError, match=r"subnet of use1-az4 .* the product.s is"):
+        check_subnet_layout(facts("us-east-1", str(vpc)), gap)
 
 
-def test_the_fixtures_subnets_are_where_the_product_puts_them():
-    subnets = {
-        a["availability_zone_id"]: a["cidr_block"]
-        for k, a in instances(DIRECT).items()
-        if k.startswith("aws_subnet.private")
-    }
-    result = migrated(DIRECT)
-    deployment = Resolved(result["product"], "eu-central-1", result["parameters"])
-    for zone_id, cidr in subnets.items():
-        logical_id = f"PrivateSubnet{''.join(p.capitalize() for p in zone_id.split('-'))}"
-        resource = result["product"]["Resources"][logical_id]
-        assert deployment.resolve(resource["Properties"]["CidrBlock"]) == cidr
+@pytest.mark.parametrize("fixture", [DIRECT, NESTED])
+def test_the_fixtures_subnets_are_where_the_product_puts_them(fixture):
+    """Each subnet takes the slot of its zone's letter (NESTED: euw1-az1 is eu-west-1b), and
+    there the product's AvailabilityZone and CidrBlock, with the zone plan's answer, are the
+    running subnet's."""
+    result = migrated(fixture)
+    region = REGIONS[fixture]
+    answers = {"ZonePlan": zone_plan_answer(fixture)}
+    deployment = Resolved(result["product"], region, result["parameters"], answers=answers)
+    subnets = subnet_zones(fixture)
+    for subnet in subnets:
+        properties = result["product"]["Resources"][
+            f"PrivateSubnet{subnet['ZoneName'][-1].upper()}"
+        ]["Properties"]
+        assert deployment.resolve(properties["AvailabilityZone"]) == subnet["ZoneName"]
+        assert deployment.resolve(properties["CidrBlock"]) == subnet["CidrBlock"]
+    if fixture == NESTED:
+        [first] = [s for s in subnets if s["ZoneId"] == "euw1-az1"]
+        assert (first["ZoneName"], first["CidrBlock"]) == ("eu-west-1b", "10.20.0.0/20")
 
 
 def acl_template(depends_on):
@@ -155,13 +202,13 @@ def test_runbook_says_drain_first_exactly_when_the_switch_is_unsafe():
 
 
 def test_product_moves_a_subnet_only_to_an_acl_that_already_allows_s3():
-    files = migration_files(state_text(DIRECT), DIRECT, SETTINGS["regions"])
+    files = migration_files(state_text(DIRECT), DIRECT)
     assert "**Drain first.**" not in files["eu-central-1-MIGRATION.md"].decode()
 
 
 def test_the_module_style_product_never_names_a_region_unique_bucket():
     result = migrated(DIRECT)
     deployment = Resolved(result["product"], "eu-central-1", result["parameters"])
-    text = json.dumps(deployment.resolve(result["product"]["Resources"]))
+    text = json.dumps(existing(deployment, result["product"]))
     assert "gc-prod-123456789012-eu-central-1-inputs" not in text
     assert "gc-prod-123456789012-eu-central-1-outputs" not in text

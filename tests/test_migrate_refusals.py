@@ -122,8 +122,8 @@ def test_refuses_two_copies_of_the_module(tmp_path, capsys):
 
 
 def test_refuses_a_subnet_the_product_would_put_elsewhere(tmp_path, capsys):
-    """The module saw another zone list (say, a zone that needed opt-in then): the slice
-    index differs, and importing would end in a replaced subnet."""
+    """A subnet CIDR that is not the zone plan's slice for its zone id: the update would
+    replace the subnet (CidrBlock is create-only)."""
 
     def shift(instance):
         attributes = instance["attributes"]
@@ -131,12 +131,45 @@ def test_refuses_a_subnet_the_product_would_put_elsewhere(tmp_path, capsys):
             attributes["cidr_block"] = "172.31.48.0/20"
 
     error = refused(tmp_path, capsys, with_attributes(DIRECT, "aws_subnet", "private", shift))
-    assert "subnet of euc1-az3 is 172.31.48.0/20, the product's is 172.31.32.0/20" in error
+    assert error.endswith(
+        "subnet of euc1-az3 (eu-central-1c) is 172.31.48.0/20, the product's is 172.31.32.0/20 "
+        "(slice 2 of 172.31.0.0/16 for az3): the module counted the zone ids it saw, with a "
+        "gap; the update would replace the subnet"
+    )
 
 
-def test_refuses_a_region_without_a_template(tmp_path, capsys):
+def test_refuses_a_module_that_counted_past_a_missing_zone_id(tmp_path, capsys):
+    """A us-east-1 account without use1-az3: the module's sorted ids were az1, az2, az4 and it
+    put az4 at slice 2; the zone plan puts az4 at slice 3."""
+    text = (FIXTURES / DIRECT).read_text().replace("euc1-az3", "use1-az4")
+    text = text.replace("euc1-az", "use1-az").replace("eu-central-1", "us-east-1")
+    error = refused(tmp_path, capsys, text)
+    assert "subnet of use1-az4 (us-east-1c) is 172.31.32.0/20, the product's is 172.31.48.0/20" in (
+        error
+    )
+
+
+def test_refuses_a_zone_without_a_subnet_slot(tmp_path, capsys):
+    def move(instance):
+        if instance["attributes"]["availability_zone_id"] == "euc1-az3":
+            instance["attributes"]["availability_zone"] = "eu-central-1g"
+
+    error = refused(tmp_path, capsys, with_attributes(DIRECT, "aws_subnet", "private", move))
+    assert error.endswith(
+        "eu-central-1g: the template has subnets for zones a to f only: the product has no "
+        "subnet slot for it"
+    )
+
+
+def test_migrates_a_state_of_any_region(tmp_path, capsys):
+    """One template serves every region: a region the product is not published to yet still
+    migrates, its zones by name."""
     moved = (FIXTURES / DIRECT).read_text().replace("eu-central-1", "ap-south-2")
-    assert "region ap-south-2 is not a target region" in refused(tmp_path, capsys, moved)
+    code, error, out = run_migrate(tmp_path, capsys, moved)
+    assert (code, error) == (0, "")
+    parameters = json.loads((out / "ap-south-2-parameters.json").read_text())
+    assert "AvailabilityZones=ap-south-2a,ap-south-2b,ap-south-2c" in parameters
+    assert "ap-south-2-product.json" in {p.name for p in out.iterdir()}
 
 
 def test_refuses_more_repositories_than_slots(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The upgrade preview (templates/preview.py, `build.py diff`) on pairs of templates this
-project renders: parameter changes, build-time variants, git revisions, hand-made edits."""
+project renders: parameter changes, git revisions, hand-made edits, and create-only values
+known only at deploy time (conditional replacements)."""
 
 import copy
 import json
@@ -7,6 +8,7 @@ import json
 import pytest
 
 import build
+from build import PRODUCT_FILE
 from templates.preview import (
     Side,
     create_only_paths,
@@ -14,20 +16,23 @@ from templates.preview import (
     parse_parameters,
     plan,
     replacements,
+    report_lines,
 )
-from tests.helpers import SETTINGS, rendered
+from templates.preview_values import MISSING, differs
+from tests.helpers import rendered
 
 REGION = "eu-central-1"
-ZONES = SETTINGS["regions"][REGION]
-BEFORE = {"NamePrefix": "gc", "LogRetentionDays": "30"}
+ZONES = "eu-central-1a,eu-central-1b,eu-central-1c"
+BEFORE = {"NamePrefix": "gc", "LogRetentionDays": "30", "AvailabilityZones": ZONES}
+FIRST_PRODUCT_REVISION = "b8fd601"  # the first commit with dist/components-runtime.json
+CONDITIONAL_CIDR = (
+    "create-only CidrBlock: replaced if ZonePlan.CidrA (known only at deploy time) is not "
+    "172.31.0.0/20"
+)
 
 
 def template():
-    return copy.deepcopy(rendered(REGION))
-
-
-def variant(zone_ids):
-    return json.loads(build.render(REGION, zone_ids))
+    return copy.deepcopy(rendered())
 
 
 def by_id(result):
@@ -76,18 +81,27 @@ def test_a_retention_change_is_in_place():
     assert by_id(result)["StoppedJobsLogGroup"].reasons == ("in place: RetentionInDays",)
 
 
-def test_switching_a_zone_off_removes_its_subnet_and_flags_it():
-    result = plan(template(), template(), BEFORE, BEFORE | {"ZoneEuc1Az3": "false"}, REGION)
+def test_dropping_a_zone_removes_its_slot_and_flags_the_subnet():
+    fewer = BEFORE | {"AvailabilityZones": "eu-central-1a,eu-central-1b"}
+    result = plan(template(), template(), BEFORE, fewer, REGION)
     changes = by_id(result)
-    assert changes["PrivateSubnetEuc1Az3"].action == "remove"
-    assert changes["PrivateSubnetEuc1Az3"].destructive
-    assert "its condition UseZoneEuc1Az3 is now false" in changes["PrivateSubnetEuc1Az3"].reasons
-    assert changes["PrivateRouteTableEuc1Az3"].action == "remove"
+    assert changes["PrivateSubnetC"].action == "remove"
+    assert changes["PrivateSubnetC"].certain and changes["PrivateSubnetC"].destructive
+    assert "its condition UseZoneC is now false" in changes["PrivateSubnetC"].reasons
+    for logical_id in (
+        "PrivateRouteTableC",
+        "PrivateRouteTableAssociationC",
+        "PrivateNetworkAclAssociationC",
+    ):
+        assert changes[logical_id].action == "remove", logical_id
+    assert [c.logical_id for c in result.destructive] == ["PrivateSubnetC"]
     assert changes["NetworkInterfaceCleanup"].action == "modify"  # SubnetIds: in place
-    assert "PrivateSubnetEuc1Az1" not in changes
-    # and back on: added, nothing lost
-    back = plan(template(), template(), BEFORE | {"ZoneEuc1Az3": "false"}, BEFORE, REGION)
-    assert by_id(back)["PrivateSubnetEuc1Az3"].action == "add"
+    # the zone plan is told in place; the other zones keep their answers, hence their subnets
+    assert changes["ZonePlan"].reasons == ("in place: Zones",)
+    assert not {"PrivateSubnetA", "PrivateSubnetB"} & set(changes)
+    # and back: added, nothing lost
+    back = plan(template(), template(), fewer, BEFORE, REGION)
+    assert by_id(back)["PrivateSubnetC"].action == "add"
     assert back.destructive == []
 
 
@@ -97,9 +111,10 @@ def test_a_new_vpc_cidr_replaces_the_vpc_and_everything_built_on_its_id():
     assert changes["Vpc"].reasons == ("create-only CidrBlock",)
     # replaced because the VPC is: its id changes, and VpcId is create-only
     assert "create-only VpcId" in changes["ExecutionSecurityGroup"].reasons
-    assert "create-only VpcId" in changes["PrivateSubnetEuc1Az1"].reasons
-    # Fn::Cidr evaluated: the slice itself moves too
-    assert "create-only CidrBlock" in changes["PrivateSubnetEuc1Az1"].reasons
+    assert "create-only VpcId" in changes["PrivateSubnetA"].reasons
+    # the zone plan answers new slices for a new VpcCidr: the subnet's CIDR moves too
+    assert changes["ZonePlan"].reasons == ("in place: VpcCidr",)
+    assert "create-only CidrBlock" in changes["PrivateSubnetA"].reasons
     assert "create-only NetworkAclId" in changes["S3NetworkAclEntries"].reasons
 
 
@@ -111,7 +126,8 @@ def test_the_same_values_change_nothing_and_unknown_parameters_count_as_unchange
 def test_parameter_effects_say_what_changing_a_parameter_would_cost():
     effects = parameter_effects(template(), REGION)
     assert {"InputsBucket", "Repository1", "ExecutionRole"} <= set(effects["NamePrefix"])
-    assert effects["ZoneEuc1Az3"] == ["PrivateSubnetEuc1Az3"]
+    assert effects["AvailabilityZones"] == [f"PrivateSubnet{letter}" for letter in "ABCDEF"]
+    assert {f"PrivateSubnet{letter}" for letter in "ABCDEF"} <= set(effects["VpcCidr"])
     assert "LogRetentionDays" not in effects
     assert "MaximumRuntimeSeconds" not in effects
 
@@ -126,14 +142,6 @@ def test_the_publisher_entry_point_keeps_the_stacks_parameters():
 
 
 # Decisions over template edits --------------------------------------------------------------
-
-
-def test_a_zone_dropped_at_build_time_removes_its_subnet():
-    result = plan(variant(ZONES), variant(ZONES[:2]), BEFORE, BEFORE, REGION)
-    changes = by_id(result)
-    assert changes["PrivateSubnetEuc1Az3"].action == "remove"
-    assert changes["PrivateSubnetEuc1Az3"].destructive
-    assert changes["PrivateSubnetEuc1Az3"].reasons == ()  # gone from the template itself
 
 
 def test_a_type_change_is_a_replacement():
@@ -194,22 +202,108 @@ def test_a_nested_create_only_property_replaces_and_a_sibling_does_not():
 
 def test_an_unresolved_condition_that_changes_may_switch_a_resource_off():
     new = template()
-    new["Conditions"]["UseZoneEuc1Az3"] = {"Fn::Equals": [{"Ref": "NamePrefix"}, "gc"]}
-    change = by_id(plan(template(), new, region=REGION))["PrivateSubnetEuc1Az3"]
+    new["Conditions"]["UseZoneC"] = {"Fn::Equals": [{"Ref": "NamePrefix"}, "gc"]}
+    change = by_id(plan(template(), new, region=REGION))["PrivateSubnetC"]
     assert (change.action, change.certain) == ("remove", False)
     assert change.destructive
 
 
 def test_sub_and_if_resolve_over_parameters_and_pseudo_parameters():
-    side = Side(template(), {"NamePrefix": "gc", "ZoneEuc1Az2": "false"}, REGION)
+    side = Side(template(), {"NamePrefix": "gc", "AvailabilityZones": "eu-central-1a"}, REGION)
     assert side.resolve({"Fn::Sub": "${NamePrefix}-${AWS::Region}"}) == "gc-eu-central-1"
     assert side.resolve({"Fn::Sub": "arn:${AWS::Partition}:x"}) == "arn:aws:x"
-    assert side.resolve({"Fn::If": ["UseZoneEuc1Az2", "on", {"Ref": "AWS::NoValue"}]}) == (
-        "\0NoValue"
-    )
-    assert side.resolve([{"Fn::If": ["UseZoneEuc1Az2", "on", {"Ref": "AWS::NoValue"}]}]) == []
+    assert side.resolve({"Fn::If": ["UseZoneA", "on", {"Ref": "AWS::NoValue"}]}) == "on"
+    assert side.resolve({"Fn::If": ["UseZoneB", "on", {"Ref": "AWS::NoValue"}]}) == ("\0NoValue")
+    assert side.resolve([{"Fn::If": ["UseZoneB", "on", {"Ref": "AWS::NoValue"}]}]) == []
     unknown = Side(template(), None, REGION).resolve({"Fn::Sub": "${NamePrefix}-x"})
     assert isinstance(unknown, dict)  # kept symbolic: the same on both sides of the update
+
+
+# Values known only at deploy time -----------------------------------------------------------
+
+
+def with_literal_cidr():
+    """The product with subnet A's CidrBlock written out, as an import template has it."""
+    old = template()
+    old["Resources"]["PrivateSubnetA"]["Properties"]["CidrBlock"] = "172.31.0.0/20"
+    return old
+
+
+def test_a_literal_cidr_against_the_zone_plans_answer_is_a_conditional_replacement():
+    """CloudFormation decides it at execution ("Replacement: Conditional"): never "in place"."""
+    result = plan(with_literal_cidr(), template(), BEFORE, BEFORE, REGION)
+    change = by_id(result)["PrivateSubnetA"]
+    assert (change.action, change.certain) == ("replace", False)
+    assert change.reasons == (CONDITIONAL_CIDR,)
+    assert change.destructive  # a stateful maybe: the operator's data until checked
+    # what takes the subnet's id in a create-only property may be replaced with it
+    association = by_id(result)["PrivateRouteTableAssociationA"]
+    assert (association.action, association.certain) == ("replace", False)
+    assert association.reasons == ("create-only SubnetId (if what it refers to is replaced)",)
+    lines = report_lines(result)
+    [row] = [line for line in lines if line.split()[1] == "PrivateSubnetA"]
+    assert row.split()[:4] == ["replace?", "PrivateSubnetA", "AWS::EC2::Subnet", "STATEFUL"]
+    assert row.endswith(f"{CONDITIONAL_CIDR}; subnet: its id is in Grand Challenge's settings")
+    assert lines[-1] == (
+        "1 of them only maybe (replace?, remove?): the preview cannot rule it out offline, so "
+        "it is the operator's data at risk until the reason on its line is checked"
+    )
+
+
+def test_a_conditional_replacement_of_a_stateful_resource_exits_3(tmp_path, capsys):
+    old = write(tmp_path / "import.json", with_literal_cidr())
+    new = write(tmp_path / PRODUCT_FILE, template())
+    code, out, _ = run(capsys, old, new, "--region", REGION)
+    assert code == 3
+    assert CONDITIONAL_CIDR in out and "the operator's data at risk" in out
+
+
+def test_the_region_unknown_is_the_same_on_both_sides_and_decides_nothing_else():
+    old = template()
+    assert plan(old, template(), BEFORE, BEFORE, None).changes == []
+    # a literal zone name against ${AWS::Region}a: only the region could tell
+    old["Resources"]["PrivateSubnetA"]["Properties"]["AvailabilityZone"] = "eu-central-1a"
+    change = by_id(plan(old, template(), BEFORE, BEFORE, None))["PrivateSubnetA"]
+    assert (change.action, change.certain) == ("replace", False)
+    assert change.reasons == (
+        "create-only AvailabilityZone: replaced if ${AWS::Region}a (unknown here: give "
+        "--region) is not eu-central-1a",
+    )
+    assert "PrivateSubnetA" not in by_id(plan(old, template(), BEFORE, BEFORE, REGION))
+    moved = by_id(plan(old, template(), BEFORE, BEFORE, "eu-west-1"))["PrivateSubnetA"]
+    assert (moved.action, moved.certain) == ("replace", True)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [
+        ("10.0.0.0/20", "10.0.0.0/20", False),
+        ("10.0.0.0/20", "10.0.16.0/20", True),
+        (MISSING, "10.0.0.0/20", True),
+        ("10.0.0.0/20", {"Fn::GetAtt": ["ZonePlan", "CidrA"]}, None),
+        ({"Ref": "Vpc"}, {"Ref": "Vpc", "Replaced": "certain"}, True),
+        (
+            {"Fn::Sub": "a-\0{'Ref': 'Vpc'}\0"},
+            {"Fn::Sub": "a-\0{'Ref': 'Vpc', 'Replaced': 'certain'}\0"},
+            True,
+        ),
+        (["x", "y"], ["x", {"Ref": "Other"}], None),
+        # strings with symbols: their literal parts decide when they can
+        ({"Fn::Sub": "\0{'Ref': 'AWS::Region'}\0a"}, "eu-central-1a", None),
+        ({"Fn::Sub": "\0{'Ref': 'NamePrefix'}\0-outputs"}, "fixed-outputs-2", True),
+        (
+            {"Fn::Sub": "gc-\0{'Ref': 'AWS::AccountId'}\0"},
+            {"Fn::Sub": "gc2-\0{'Ref': 'AWS::AccountId'}\0"},
+            True,
+        ),
+        ({"Fn::Sub": "gc-\0{'Ref': 'A'}\0"}, {"Fn::Sub": "gc-x-\0{'Ref': 'B'}\0"}, None),
+        ({"Fn::Sub": "gc-\0{'Ref': 'A'}\0"}, {"Fn::Sub": "ab-\0{'Ref': 'B'}\0"}, True),
+        (["x", "y"], ["z", {"Ref": "Other"}], True),
+        ({"A": "x", "B": {"Ref": "R"}}, {"A": "x", "B": {"Ref": "R"}}, False),
+    ],
+)
+def test_differs_says_unknown_only_where_a_symbol_could_still_match(before, after, verdict):
+    assert differs(before, after) is verdict
 
 
 @pytest.mark.parametrize(
@@ -227,10 +321,10 @@ def test_parameter_files_in_both_shapes(entries, expected):
 
 
 def test_diff_with_parameter_files_lists_replacements_and_exits_3(tmp_path, capsys):
-    path = write(tmp_path / f"{REGION}.json", template())
+    path = write(tmp_path / PRODUCT_FILE, template())
     old = write(tmp_path / "old.json", ["NamePrefix=gc", "LogRetentionDays=30"])
     new = write(tmp_path / "new.json", ["NamePrefix=gc-new", "LogRetentionDays=30"])
-    code, out, err = run(capsys, path, path, "--parameters", old, new)
+    code, out, err = run(capsys, path, path, "--parameters", old, new, "--region", REGION)
     assert (code, err) == (3, "")
     line = next(line for line in out.splitlines() if line.split()[1] == "InputsBucket")
     assert line.split()[:4] == ["replace", "InputsBucket", "AWS::S3::Bucket", "STATEFUL"]
@@ -239,7 +333,7 @@ def test_diff_with_parameter_files_lists_replacements_and_exits_3(tmp_path, caps
 
 
 def test_diff_in_place_exits_0_and_json_says_the_same(tmp_path, capsys):
-    path = write(tmp_path / f"{REGION}.json", template())
+    path = write(tmp_path / PRODUCT_FILE, template())
     old = write(tmp_path / "old.json", ["NamePrefix=gc", "LogRetentionDays=30"])
     new = write(tmp_path / "new.json", ["NamePrefix=gc", "LogRetentionDays=90"])
     code, out, _ = run(capsys, path, path, "--parameters", old, new)
@@ -255,27 +349,39 @@ def test_diff_in_place_exits_0_and_json_says_the_same(tmp_path, capsys):
 
 
 def test_diff_without_parameters_lists_what_a_parameter_change_would_replace(tmp_path, capsys):
-    path = write(tmp_path / f"{REGION}.json", template())
+    path = write(tmp_path / PRODUCT_FILE, template())
     code, out, _ = run(capsys, path, path)
     assert code == 0
     assert out.splitlines()[0] == "no changes"
-    assert "changing parameter ZoneEuc1Az3 would replace or remove: PrivateSubnetEuc1Az3" in out
+    assert (
+        "changing parameter AvailabilityZones would replace or remove: PrivateSubnetA, "
+        "PrivateSubnetB, PrivateSubnetC, PrivateSubnetD, PrivateSubnetE, PrivateSubnetF"
+    ) in out
 
 
 def test_diff_of_a_git_revision_against_the_working_tree(tmp_path, capsys):
-    """HEAD's dist/ against a file: named like the file; an edit to it shows."""
-    committed = json.loads(build._git("show", f"HEAD:dist/{REGION}.json"))
-    working = write(tmp_path / f"{REGION}.json", committed)
-    code, out, _ = run(capsys, "HEAD", working)
+    """A revision's dist/components-runtime.json against a file: an edit to it shows."""
+    committed = json.loads(build._git("show", f"{FIRST_PRODUCT_REVISION}:dist/{PRODUCT_FILE}"))
+    working = write(tmp_path / PRODUCT_FILE, committed)
+    code, out, _ = run(capsys, FIRST_PRODUCT_REVISION, working)
     assert code == 0 and out.splitlines()[0] == "no changes"
     committed["Resources"]["OutputsBucket"]["Properties"]["BucketName"] = "fixed-outputs"
     write(working, committed)
-    code, out, _ = run(capsys, "HEAD", working)
+    code, out, _ = run(capsys, FIRST_PRODUCT_REVISION, working)
     assert code == 3
     assert [line.split()[:2] for line in out.splitlines()[:2]] == [
         ["replace", "EmptyOutputsBucket"],
         ["replace", "OutputsBucket"],
     ]
+
+
+def test_diff_of_two_revisions_of_the_product_template_needs_no_name(capsys):
+    """Revisions alone stand for dist/components-runtime.json; its region stays unknown and
+    ${AWS::Region} is the same symbol on both sides, so an unchanged template is unchanged."""
+    code, out, err = run(capsys, FIRST_PRODUCT_REVISION, FIRST_PRODUCT_REVISION)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "no changes"
+    assert "changing parameter NamePrefix would replace or remove: " in out
 
 
 def test_diff_of_git_revisions_shows_the_committed_change(capsys):
@@ -305,27 +411,22 @@ def test_diff_of_git_revisions_shows_the_committed_change(capsys):
 def test_a_malformed_template_exits_2_with_one_line(tmp_path, capsys, old_text, message):
     old = tmp_path / "old.json"
     old.write_bytes(old_text if isinstance(old_text, bytes) else old_text.encode())
-    new = write(tmp_path / f"{REGION}.json", template())
+    new = write(tmp_path / PRODUCT_FILE, template())
     code, out, err = run(capsys, old, new)
     assert (code, out) == (2, "")
     assert err.startswith(f"error: {old}: ") and message in err and err.count("\n") == 1
 
 
 def test_bad_revisions_parameters_and_names_exit_2(tmp_path, capsys):
-    new = write(tmp_path / f"{REGION}.json", template())
+    new = write(tmp_path / PRODUCT_FILE, template())
     code, _, err = run(capsys, "no-such-revision", new)
     assert code == 2
-    assert (
-        err
-        == f"error: no-such-revision: no such file, nor a git revision with dist/{REGION}.json\n"
-    )
+    assert err.startswith("error: no-such-revision: ") and err.count("\n") == 1
     bad = write(tmp_path / "params.json", {"NamePrefix": "gc"})
     code, _, err = run(capsys, new, new, "--parameters", bad, bad)
     assert code == 2 and err.startswith(f"error: {bad}: parameters must be a JSON list")
     code, _, err = run(capsys, new, new, "--parameters", tmp_path / "none.json", bad)
     assert code == 2 and "cannot read" in err
-    code, _, err = run(capsys, "HEAD", "HEAD")
-    assert code == 2 and "--template" in err
 
 
 def test_diff_help_documents_its_options():
