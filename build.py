@@ -16,6 +16,8 @@ one line on stderr and exits 2 without touching dist/; lint errors or warnings e
 """
 
 import argparse
+import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -51,6 +53,12 @@ def load_settings(path):
     except json.JSONDecodeError as error:
         raise BadInputError(f"{path}: not valid JSON: {error}") from None
     regions = settings.get("regions") if isinstance(settings, dict) else None
+    if isinstance(regions, dict):  # the per-region format: {region: [zone ids]}
+        raise BadInputError(
+            f'{path}: the format of "regions" changed: it is now a list of the regions to '
+            "publish to, and zones are picked at deploy time (parameter AvailabilityZones): "
+            f'write "regions": {json.dumps(sorted(regions))}'
+        )
     if (
         not isinstance(regions, list)
         or not regions
@@ -77,25 +85,44 @@ def known_regions():
 
 
 def commercial_regions():
-    """Every region of the ``aws`` partition that botocore (hence cfn-lint) knows."""
+    """Every region of the ``aws`` partition that botocore knows (cfn-lint: select_regions)."""
     import botocore.session
 
     return sorted(botocore.session.get_session().get_available_regions("cloudformation", "aws"))
 
 
-def select_regions(settings, wanted):
+def lintable_regions():
+    """The regions this cfn-lint has specifications for (it refuses any other)."""
+    from cfnlint.helpers import REGIONS
+
+    return set(REGIONS)
+
+
+def select_regions(settings, wanted, run_lint=True):
     """The regions to lint for: the settings' publish regions, a list, or ``all``."""
-    if wanted is None:
-        return sorted(settings["regions"])
-    if wanted.strip() == "all":
-        return commercial_regions()
-    chosen = [r.strip() for r in wanted.split(",") if r.strip()]
-    if not chosen:
-        raise BadInputError(f"--regions {wanted!r} names no region, e.g. eu-central-1,eu-west-1")
-    unknown = [r for r in chosen if r not in known_regions()]
+    listed = sorted({r.strip() for r in (wanted or "").split(",") if r.strip()})
+    chosen = sorted(settings["regions"]) if wanted is None else listed
+    if listed == ["all"]:
+        chosen = commercial_regions()
+    elif "all" in listed:
+        raise BadInputError("--regions: give all alone (every commercial region), not in a list")
+    elif not chosen:
+        raise BadInputError(
+            f"--regions {wanted!r} names no region, e.g. eu-central-1,eu-west-1 or all"
+        )
+    unknown = sorted(set(chosen) - known_regions())
     if unknown:
         raise BadInputError(f"--regions: unknown AWS region {unknown[0]!r}")
-    return sorted(set(chosen))
+    if run_lint:
+        from cfnlint.version import __version__ as cfn_lint_version
+
+        unlintable = sorted(set(chosen) - lintable_regions())
+        if unlintable:
+            raise BadInputError(
+                f"cfn-lint {cfn_lint_version} cannot lint for region {unlintable[0]!r}: upgrade "
+                "cfn-lint, or pass --regions without it"
+            )
+    return chosen
 
 
 def render():
@@ -129,8 +156,14 @@ def lint(regions, body):
     from cfnlint.api import ManualArgs
     from cfnlint.api import lint as cfn_lint
 
-    matches = cfn_lint(body.decode(), config=ManualArgs(regions=list(regions)))
+    regions = [regions] if isinstance(regions, str) else list(regions)  # not its letters
+    matches = cfn_lint(body.decode(), config=ManualArgs(regions=regions))
     return sorted({f"{m.rule.id} {m.message} ({m.path_string})" for m in matches})
+
+
+def lint_chunks(regions):
+    """``regions`` split, in order, into the cfn-lint calls made for each template."""
+    return [list(regions[i : i + LINT_CHUNK]) for i in range(0, len(regions), LINT_CHUNK)]
 
 
 def render_all(settings, regions, run_lint=True, on_done=None):
@@ -138,7 +171,7 @@ def render_all(settings, regions, run_lint=True, on_done=None):
     each linted for ``regions``. Rendering takes a fraction of a second and happens here,
     once; linting takes seconds, so the regions go to forked workers in chunks (one cfn-lint
     call grows faster than linearly with its regions). ``on_done(name, bytes, findings)`` is
-    called here as each template finishes, so the caller can report progress."""
+    called here as each template's last chunk finishes, so the caller can report progress."""
     from templates.launch_role import FILE_NAME as LAUNCH_ROLE
 
     bodies = {PRODUCT_FILE: render(), LAUNCH_ROLE: render_launch_role(settings)}
@@ -153,42 +186,66 @@ def render_all(settings, regions, run_lint=True, on_done=None):
         for name in bodies:
             finish(name, None)
         return dict(sorted(results.items()))
-    chunks = [regions[i : i + LINT_CHUNK] for i in range(0, len(regions), LINT_CHUNK)]
-    jobs = [(name, chunk) for name in bodies for chunk in chunks]
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1:
-        for name in bodies:
-            finish(name, sorted({f for chunk in chunks for f in lint(chunk, bodies[name])}))
-        return dict(sorted(results.items()))
-    import cfnlint.api  # noqa: F401 - imported once, before the workers fork
-
-    context = multiprocessing.get_context("fork")
-    findings = {name: set() for name in bodies}
-    chunks_left = {name: len(chunks) for name in bodies}
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        linting = {pool.submit(lint, chunk, bodies[name]): name for name, chunk in jobs}
-        for done in as_completed(linting):
-            name = linting[done]
-            findings[name].update(done.result())
-            chunks_left[name] -= 1
-            if not chunks_left[name]:
-                finish(name, sorted(findings[name]))
+    if not regions:
+        raise ValueError("linting needs at least one region")
+    jobs = [(name, chunk) for name in bodies for chunk in lint_chunks(regions)]
+    add = _findings_collector(jobs, finish)
+    if min(len(jobs), os.cpu_count() or 1) <= 1:
+        for name, chunk in jobs:
+            add(name, lint(chunk, bodies[name]))
+    else:
+        _lint_in_workers(bodies, jobs, add)
     return dict(sorted(results.items()))
 
 
+def _findings_collector(jobs, finish):
+    """``add(name, findings)`` per finished chunk; ``finish(name, sorted findings)`` once a
+    template's last chunk is in (a finding of any one chunk is a finding of the template)."""
+    findings = {name: set() for name, _ in jobs}
+    chunks_left = {name: sum(1 for n, _ in jobs if n == name) for name in findings}
+
+    def add(name, found):
+        findings[name].update(found)
+        chunks_left[name] -= 1
+        if not chunks_left[name]:
+            finish(name, sorted(findings[name]))
+
+    return add
+
+
+def _lint_in_workers(bodies, jobs, add):
+    import cfnlint.api  # noqa: F401 - imported once, before the workers fork
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(len(jobs), os.cpu_count()), mp_context=context) as pool:
+        linting = {pool.submit(lint, chunk, bodies[name]): name for name, chunk in jobs}
+        for done in as_completed(linting):
+            add(linting[done], done.result())
+
+
 def write_dist(dist, files):
-    """Replace dist/ files atomically: write everything to a temp dir beside it, then move."""
+    """Replace dist/ files all or nothing: write everything to a staging dir inside dist/, then
+    move each file in (each move is atomic); a failure part-way moves the replaced ones back,
+    so dist/ never mixes a new product template with an old launch role."""
     try:
         dist.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=dist))
     except OSError as error:
         raise BadInputError(f"{dist}: cannot write: {error.strerror or error}") from None
+    moved = []
     try:
         for name, body in files.items():
             (staging / name).write_bytes(body)
+            if (dist / name).exists():
+                os.link(dist / name, staging / f"{name}.previous")
         for name in files:
             os.replace(staging / name, dist / name)
+            moved.append(name)
     except OSError as error:
+        for name in moved:  # back: the previous file, or none if there was none
+            previous = staging / f"{name}.previous"
+            with contextlib.suppress(OSError):  # the first error is the one to report
+                os.replace(previous, dist / name) if previous.exists() else (dist / name).unlink()
         raise BadInputError(f"{dist}: cannot write: {error.strerror or error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -196,9 +253,10 @@ def write_dist(dist, files):
 
 def command_render(args):
     settings = load_settings(args.settings)
-    regions = select_regions(settings, args.regions)
+    regions = select_regions(settings, args.regions, run_lint=not args.no_lint)
     started = time.perf_counter()
-    rendered = render_all(settings, regions, run_lint=not args.no_lint, on_done=print_progress)
+    progress = functools.partial(print_progress, lint_regions=len(regions))
+    rendered = render_all(settings, regions, run_lint=not args.no_lint, on_done=progress)
     files = {name: body for name, (body, _) in rendered.items()}
     # The README's diagram shows dist/: another --dist (a test's, say) leaves README.md alone.
     readme = readme_with_diagram(rendered) if args.dist.resolve() == DEFAULT_DIST else None
@@ -229,12 +287,14 @@ def command_render(args):
     return 0
 
 
-def print_progress(file_name, body, findings):
+def print_progress(file_name, body, findings, lint_regions=None):
     """One template's line and lint findings, printed as soon as it is done (in the order
-    they finish): a build of every region takes a while."""
+    they finish): linting for every region takes a while."""
     resources = len(json.loads(body)["Resources"])
     too_big = len(body) > MAX_TEMPLATE_BODY_BYTES
     verdict = "lint skipped" if findings is None else f"{len(findings)} lint findings"
+    if findings is not None and lint_regions:
+        verdict += f" in {lint_regions} region{'s' if lint_regions > 1 else ''}"
     lines = [
         f"{file_name:24} {resources:3} resources {len(body):6} bytes"
         f"{' (over 51,200: deploy via --s3-bucket)' if too_big else ''}  {verdict}",
@@ -310,7 +370,6 @@ def command_migrate(args):
     from migrate import MigrationError
     from migrate.plan import migration_files
 
-    settings = load_settings(args.settings)
     try:
         text = args.tfstate.read_text()
     except OSError as error:
@@ -336,8 +395,8 @@ def command_diff(args):
     from templates import preview
 
     name = args.template or _diff_template_name(args)
-    region = args.region or (name[: -len(".json")] if REGION_FILE.match(name) else None)
-    old, new = (_diff_template(spec, name) for spec in (args.old, args.new))
+    (old, old_where), (new, new_where) = (_diff_template(s, name) for s in (args.old, args.new))
+    region = args.region or _region_of(old_where, new_where)
     values = [None, None]
     if args.parameters:
         values = [_diff_parameters(path) for path in args.parameters]
@@ -353,6 +412,15 @@ def command_diff(args):
 REGION_FILE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]\.json$")
 
 
+def _region_of(*wheres):
+    """The region a per-region template's name gives (dist/eu-central-1.json), if any."""
+    for where in wheres:
+        file_name = Path(where.rsplit(":", 1)[-1]).name
+        if REGION_FILE.match(file_name):
+            return file_name[: -len(".json")]
+    return None
+
+
 def _diff_template_name(args):
     """The dist/ file a git revision stands for: named like the file given on the other side,
     else the product template (a release before the one template: --template <region>.json)."""
@@ -363,7 +431,8 @@ def _diff_template_name(args):
 
 
 def _diff_template(spec, name):
-    """A template from a file, or from dist/<name> at a git revision."""
+    """(template, where it came from): a file, dist/<name> at a git revision, or git's
+    <revision>:<path>."""
     from templates.preview import TemplateError, check_template
 
     if Path(spec).is_file():
@@ -371,18 +440,31 @@ def _diff_template(spec, name):
         if text is None:
             raise BadInputError(f"{spec}: cannot read")
     else:
-        where = f"{spec}:dist/{name}"
-        text = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}") and _git(
-            "show", where
-        )
-        if text is None:
-            raise BadInputError(f"{spec}: no such file, nor a git revision with dist/{name}")
+        where, text = _revision_file(spec, name)
     try:
         template = json.loads(text)
         check_template(template)
     except (UnicodeDecodeError, json.JSONDecodeError, TemplateError) as error:
         raise BadInputError(f"{where}: {error}") from None
-    return template
+    return template, where
+
+
+def _revision_file(spec, name):
+    """(<revision>:<path>, its bytes), or one line saying which templates the revision has."""
+    revision, path = spec.split(":", 1) if ":" in spec else (spec, f"dist/{name}")
+    if _git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}") is None:
+        raise BadInputError(f"{spec}: no such file, nor a git revision with {path}")
+    text = _git("show", f"{revision}:{path}")
+    if text is not None:
+        return f"{revision}:{path}", text
+    listed = (_git("ls-tree", "--name-only", revision, "dist/") or b"").decode().split()
+    templates = [file for file in listed if file.endswith(".json")]
+    if not templates:
+        raise BadInputError(f"{revision} has no {path}, nor any dist/*.json")
+    raise BadInputError(
+        f"{revision} has {', '.join(templates)}, not {path}: pass --template <name>, or "
+        f"{revision}:dist/<name> for that side alone"
+    )
 
 
 def _diff_parameters(path):
@@ -439,7 +521,6 @@ def parser():
     )
     top.set_defaults(command=command_render)
     commands = top.add_subparsers(title="commands", metavar="{outputs,diff,migrate,publish}")
-
     outputs = commands.add_parser(
         "outputs", help="print a deployed stack's outputs as Grand Challenge settings (env lines)"
     )
@@ -447,7 +528,13 @@ def parser():
     outputs.add_argument("--region", help="the stack's region (default: from the AWS config)")
     outputs.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
     outputs.set_defaults(command=command_outputs)
+    _add_diff(commands)
+    _add_migrate(commands)
+    _add_publish(commands)
+    return top
 
+
+def _add_diff(commands):
     diff = commands.add_parser(
         "diff",
         help="preview a stack update: resources added, modified, replaced, removed; "
@@ -458,8 +545,12 @@ def parser():
         "policy Grand Challenge uses) is replaced or removed; exit 3: at least one is (or may "
         "be); exit 2: bad input.",
     )
-    diff.add_argument("old", metavar="OLD", help="template file, or git revision (its dist/)")
-    diff.add_argument("new", metavar="NEW", help="template file, or git revision (its dist/)")
+    for side in ("OLD", "NEW"):
+        diff.add_argument(
+            side.lower(),
+            metavar=side,
+            help="template file, git revision (its dist/), or REVISION:PATH",
+        )
     diff.add_argument(
         "--template", help=f"dist/ file a revision stands for (default: {PRODUCT_FILE})"
     )
@@ -473,6 +564,8 @@ def parser():
     diff.add_argument("--json", action="store_true", help="print the plan as JSON")
     diff.set_defaults(command=command_diff)
 
+
+def _add_migrate(commands):
     migrate = commands.add_parser(
         "migrate",
         help="write what moves a Terraform module deployment onto this product (no recreation)",
@@ -491,6 +584,8 @@ def parser():
     migrate.add_argument("--stack-name", help="stack to create (default: <prefix>-components)")
     migrate.set_defaults(command=command_migrate)
 
+
+def _add_publish(commands):
     publish_parser = commands.add_parser(
         "publish", help="publish the rendered templates as a Service Catalog product"
     )
@@ -504,7 +599,6 @@ def parser():
         publish_parser.set_defaults(command=publish_unavailable, publish_import_error=reason)
     else:
         publish_parser.set_defaults(command=command_publish)
-    return top
 
 
 def publish_unavailable(args):

@@ -21,7 +21,7 @@ from .config import (
     PublishError,
     UsageError,
     git_describe,
-    load_target,
+    load_targets,
     regions_to_publish,
     validate_version,
 )
@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--regions",
         default=argparse.SUPPRESS,  # keep a --regions given before the subcommand
-        help="comma-separated subset of the target regions (default: all in params/build.json)",
+        help="regions to publish to, comma-separated, among params/build.json `regions` "
+        "(default: all of them); each gets the same template",
     )
     parser.add_argument(
         "--version",
@@ -148,13 +149,16 @@ def main(
 
 
 def _load_targets(regions: list[str], dist_dir: Path, version: str) -> dict[str, ScopeResult]:
-    """One result per region, with its template, or the local reason it has none."""
+    """One result per region, with the template, or the local reason there is none."""
     results = {region: ScopeResult(region) for region in regions}
-    for region, result in results.items():
-        try:
-            result.target = load_target(region, dist_dir, version)
-        except PublishError as exc:
+    try:
+        targets = load_targets(regions, dist_dir, version)
+    except PublishError as exc:
+        for result in results.values():
             result.error = describe_error(exc)
+        return results
+    for region, result in results.items():
+        result.target = targets[region]
     return results
 
 

@@ -238,10 +238,9 @@ def template_key(sha256: str) -> str:
 PRODUCT_TEMPLATE = "components-runtime.json"
 
 
-def template_path(dist_dir: Path, region: str) -> Path:
-    """The rendered template published to ``region``: the same file, so the same bytes and
-    the same sha256 (hence the same version), for every region."""
-    del region  # one template serves every region
+def template_path(dist_dir: Path) -> Path:
+    """The rendered template published to every region: one file, so the same bytes and the
+    same sha256 (hence the same content-addressed key and version) everywhere."""
     return Path(dist_dir) / PRODUCT_TEMPLATE
 
 
@@ -259,9 +258,12 @@ def read_template(path: Path) -> bytes:
     return body
 
 
-def load_target(region: str, dist_dir: Path, version: str) -> Target:
-    path = template_path(dist_dir, region)
-    return Target(region=region, template=path, body=read_template(path), version=version)
+def load_targets(regions: list[str], dist_dir: Path, version: str) -> dict[str, Target]:
+    """One target per region, from one read of the template: a dist/ rewritten while
+    publishing cannot give two regions different bytes under one version name."""
+    path = template_path(dist_dir)
+    body = read_template(path)
+    return {region: Target(region, path, body, version) for region in regions}
 
 
 def validate_version(version: str) -> str:

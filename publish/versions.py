@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from templates.preview import Change, TemplateError, replacements
 
@@ -104,7 +105,7 @@ def plan_upgrade_check(
     upgrade = (
         f"updating stacks from version {previous.version!r} ({previous.id}) to {target.version!r}"
     )
-    problem, destructive = previous.problem, []
+    problem, destructive, new = previous.problem, [], None
     if problem is None:
         try:
             new = json.loads(target.body)
@@ -114,14 +115,12 @@ def plan_upgrade_check(
     if problem is not None:
         finding = f"cannot tell whether {upgrade} replaces a stateful resource: {problem}"
     elif destructive:
-        inspect = (
-            f"python build.py diff {previous.version} {target.template} "
-            f"--template {target.template.name}"
-        )
         finding = (
             f"{upgrade} would {', '.join(_describe(change) for change in destructive)}; "
-            f"inspect it with `{inspect}` ({previous.version} was uploaded as {previous.location})"
+            f"inspect it with `{_inspect_command(previous, target)}`"
         )
+        if from_per_region_template(previous.template, new):
+            finding += f"; {per_region_switch_advice(previous.version)}"
     else:
         plan.notes.append(f"{upgrade} replaces or removes no stateful resource")
         return plan
@@ -130,6 +129,41 @@ def plan_upgrade_check(
     else:
         plan.blockers.append(f"{finding}; pass --allow-replacement to publish anyway")
     return plan
+
+
+def _inspect_command(previous: PreviousTemplate, target: Target) -> str:
+    """The preview of the same update at the command line, on the exact bytes stacks run on
+    (a git revision may not be named like the version, nor hold the same dist/ files)."""
+    return (
+        f"aws s3 cp {previous.location} previous.json && python build.py diff previous.json "
+        f"{target.template} --region {target.region}"
+    )
+
+
+#: The parameters of a template built for one region: one per zone id (ZoneEuc1Az1).
+PER_REGION_ZONE_PARAMETER = re.compile(r"^Zone[A-Z][a-z]+[0-9]+Az[0-9]+$")
+
+
+def from_per_region_template(old: object, new: object) -> bool:
+    """Whether the update moves stacks from a per-region template (zones switched by id) to
+    the one template (zones picked by name): a one-time move with its own procedure."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    old_parameters, new_parameters = old.get("Parameters") or {}, new.get("Parameters") or {}
+    return "AvailabilityZones" in new_parameters and any(
+        PER_REGION_ZONE_PARAMETER.match(name) for name in old_parameters
+    )
+
+
+def per_region_switch_advice(previous_version: str) -> str:
+    return (
+        f"this is the one-time move from the per-region templates to the one template: a stack "
+        f"on {previous_version!r} cannot update in one step (the new subnets need the CIDRs its "
+        "subnets hold: the update fails and rolls back, nothing is lost), it moves in three "
+        "updates that keep its VPC, buckets and repositories and give it new subnet ids (README: "
+        f"Upgrading a stack made from a per-region template); {previous_version!r} stays "
+        "usable for the first of them (deprecated, never deactivated while products run on it)"
+    )
 
 
 def _describe(change: Change) -> str:

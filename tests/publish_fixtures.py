@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from publish.config import PublishConfig, Target
+from publish.config import PRODUCT_TEMPLATE, PublishConfig, Target
 from publish.state import Artifact, BucketState, CatalogState, Context
 
 ACCOUNT = "123456789012"  # moto's account
@@ -24,10 +24,7 @@ OU_ID = "ou-abcd-12345678"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 SETTINGS = {
-    "regions": {
-        "eu-central-1": ["euc1-az1", "euc1-az2"],
-        "us-east-1": ["use1-az1", "use1-az2"],
-    },
+    "regions": ["eu-central-1", "us-east-1"],
     "publish": {
         "artifact_bucket_prefix": "gc-test-templates",
         "portfolio": {
@@ -61,10 +58,11 @@ def config_with(**publish_overrides):
     return PublishConfig.from_settings(settings_with(**publish_overrides))
 
 
-def template_bytes(region=REGION, revision="1"):
+def template_bytes(revision="1"):
+    """A small product template; one serves every region, as dist/components-runtime.json."""
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"Grand Challenge components runtime ({region}, r{revision})",
+        "Description": f"Grand Challenge components runtime (r{revision})",
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
     }
     return json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
@@ -74,8 +72,16 @@ def sha(body):
     return hashlib.sha256(body).hexdigest()
 
 
+def write_dist(directory, body=None):
+    """``directory`` as build.py writes it for publish: the product template (and, for
+    the StackSet, the launch role)."""
+    directory.mkdir(exist_ok=True)
+    (directory / PRODUCT_TEMPLATE).write_bytes(template_bytes() if body is None else body)
+    return directory
+
+
 def target(version=VERSION, revision="1", region=REGION):
-    return Target(region, Path(f"dist/{region}.json"), template_bytes(region, revision), version)
+    return Target(region, Path("dist") / PRODUCT_TEMPLATE, template_bytes(revision), version)
 
 
 def context(region=REGION):
@@ -110,7 +116,7 @@ CONFIGURED_BUCKET = BucketState(
 
 
 def artifact(number, revision=None, *, active=True, guidance="DEFAULT", status=None, name=None):
-    body = template_bytes(REGION, revision or str(number))
+    body = template_bytes(revision or str(number))
     return Artifact(
         id=f"pa-{number:013d}",
         name=name or f"v1.{number}.0",
@@ -208,4 +214,4 @@ def published_artifact(number, body, *, active=True):
 
 
 def body_target(body, version=VERSION, region=REGION):
-    return Target(region, Path(f"dist/{region}.json"), body, version)
+    return Target(region, Path("dist") / PRODUCT_TEMPLATE, body, version)

@@ -3,6 +3,7 @@ path (exit 2, one clear line, dist/ untouched), and the outputs env block."""
 
 import json
 import multiprocessing
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ from moto import mock_aws
 import build
 from templates.outputs import GRAND_CHALLENGE_SETTINGS
 from tests.helpers import ROOT
+
+PRODUCT = build.PRODUCT_FILE
 
 
 def run_build(*args):
@@ -35,7 +38,7 @@ def snapshot(directory):
 def settings_file(tmp_path):
     """A copy of the build settings limited to two regions, to keep the runs short."""
     settings = json.loads((ROOT / "params" / "build.json").read_text())
-    settings["regions"] = {r: settings["regions"][r] for r in ("eu-central-1", "eu-west-1")}
+    settings["regions"] = ["eu-west-1", "eu-central-1"]
     path = tmp_path / "build.json"
     path.write_text(json.dumps(settings))
     return path
@@ -52,21 +55,15 @@ def test_render_writes_linted_templates_identically_twice(tmp_path, settings_fil
     assert first.returncode == 0, first.stderr
     *progress, last = first.stdout.splitlines()
     # one line per template, in the order they finish, then the summary
-    assert sorted(line.split()[0] for line in progress) == [
-        "eu-central-1.json",
-        "eu-west-1.json",
-        "launch-role.json",
-    ]
-    assert all(line.endswith(" 0 lint findings") for line in progress), progress
-    assert last.startswith(f"wrote 3 templates to {dist} in ")
+    assert sorted(line.split()[0] for line in progress) == [PRODUCT, "launch-role.json"]
+    assert all(line.endswith(" 0 lint findings in 2 regions") for line in progress), progress
+    assert last.startswith(f"wrote 2 templates to {dist} in ")
     written = snapshot(dist)
-    assert sorted(written) == ["eu-central-1.json", "eu-west-1.json", "launch-role.json"]
+    assert sorted(written) == [PRODUCT, "launch-role.json"]
     second = run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint")
     assert second.returncode == 0
     assert snapshot(dist) == written
-    assert written["eu-central-1.json"] == build.render(
-        "eu-central-1", ["euc1-az1", "euc1-az2", "euc1-az3"]
-    )
+    assert written[PRODUCT] == build.render()
 
 
 def test_check_reports_a_stale_template(tmp_path, settings_file):
@@ -75,7 +72,7 @@ def test_check_reports_a_stale_template(tmp_path, settings_file):
         run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint").returncode
         == 0
     )
-    stale = dist / "eu-west-1.json"
+    stale = dist / PRODUCT
     stale.write_bytes(stale.read_bytes().replace(b"Grand Challenge", b"Grand Challenge!", 1))
     result = run_build(
         "--settings", str(settings_file), "--dist", str(dist), "--check", "--no-lint"
@@ -108,12 +105,15 @@ def bad_settings(tmp_path, text):
     "settings_text, message",
     [
         ("{not json", "not valid JSON"),
-        ('{"regions": ["eu-central-1"]}', '"regions" must map each target region to its zone ids'),
-        ('{"regions": {"eu-centrall-1": ["euc1-az1"]}}', "unknown AWS region 'eu-centrall-1'"),
-        ('{"regions": {"eu-central-1": []}}', "eu-central-1: zone ids must be a list"),
+        ('{"regions": []}', '"regions" must list the regions to publish to, once each'),
+        ('{"regions": ["eu-west-1", "eu-west-1"]}', '"regions" must list the regions'),
+        ('{"regions": "eu-west-1"}', '"regions" must list the regions'),
+        ('{"regions": ["eu-centrall-1"]}', "unknown AWS region 'eu-centrall-1'"),
         (
-            '{"regions": {"eu-central-1": ["eu-central-1a"]}}',
-            "eu-central-1: zone ids must be a list",
+            '{"regions": {"us-east-1": ["use1-az1"], "eu-central-1": ["euc1-az1"]}}',
+            'the format of "regions" changed: it is now a list of the regions to publish to, '
+            "and zones are picked at deploy time (parameter AvailabilityZones): "
+            'write "regions": ["eu-central-1", "us-east-1"]',
         ),
     ],
 )
@@ -130,26 +130,49 @@ def test_bad_settings_exit_2_with_one_line_and_leave_dist_alone(tmp_path, settin
     assert snapshot(dist) == before
 
 
-def test_missing_settings_file_and_unknown_region_flag(tmp_path, settings_file):
+def test_missing_settings_file_exits_2(tmp_path):
     result = run_build("--settings", str(tmp_path / "nope.json"))
     assert result.returncode == 2 and "no such settings file" in result.stderr
-    result = run_build("--settings", str(settings_file), "--regions", "us-east-1")
-    assert result.returncode == 2
-    assert (
-        result.stderr.strip()
-        == "error: region 'us-east-1' is not a target region in the settings file"
-    )
 
 
-@pytest.mark.parametrize("regions", [",", " , ", ""])
-def test_regions_flag_naming_no_region_exits_2(tmp_path, settings_file, regions):
+@pytest.mark.parametrize(
+    ("regions", "message"),
+    [
+        (",", "--regions ',' names no region, e.g. eu-central-1,eu-west-1 or all"),
+        (" , ", "--regions ' , ' names no region, e.g. eu-central-1,eu-west-1 or all"),
+        ("", "--regions '' names no region, e.g. eu-central-1,eu-west-1 or all"),
+        ("eu-west-1,eu-centrall-1", "--regions: unknown AWS region 'eu-centrall-1'"),
+        ("all,eu-west-1", "--regions: give all alone (every commercial region), not in a list"),
+    ],
+)
+def test_bad_lint_regions_exit_2_with_one_line_and_write_nothing(
+    tmp_path, settings_file, regions, message
+):
     dist = tmp_path / "dist"
     result = run_build("--settings", str(settings_file), "--dist", str(dist), "--regions", regions)
     assert result.returncode == 2
-    assert result.stderr == (
-        f"error: --regions {regions!r} names no region, e.g. eu-central-1,eu-west-1\n"
-    )
+    assert result.stderr == f"error: {message}\n"
     assert not dist.exists()
+
+
+def test_lint_regions_are_any_known_region_not_only_the_publish_regions(settings_file):
+    settings = build.load_settings(settings_file)
+    assert build.select_regions(settings, None) == ["eu-central-1", "eu-west-1"]
+    assert build.select_regions(settings, " us-east-1,ap-south-2,us-east-1 ") == [
+        "ap-south-2",
+        "us-east-1",
+    ]
+    every = build.select_regions(settings, "all")
+    assert every == sorted(set(every)) and {"eu-central-1", "sa-east-1", "ap-south-2"} <= set(every)
+    assert not [r for r in every if r.startswith(("cn-", "us-gov-", "us-iso"))]
+
+
+def test_a_region_cfn_lint_does_not_know_is_refused_before_linting(settings_file, monkeypatch):
+    monkeypatch.setattr(build, "lintable_regions", lambda: {"eu-west-1"})
+    settings = build.load_settings(settings_file)
+    with pytest.raises(build.BadInputError, match="cannot lint for region 'eu-central-1'"):
+        build.select_regions(settings, None)
+    assert build.select_regions(settings, None, run_lint=False) == ["eu-central-1", "eu-west-1"]
 
 
 def test_a_publish_that_cannot_be_imported_says_why(monkeypatch, capsys, settings_file):
@@ -179,11 +202,15 @@ def test_unwritable_dist_exits_2_and_writes_nothing(tmp_path, settings_file):
     assert blocker.read_text() == "a file where dist/ should be"
 
 
-def test_a_failed_write_leaves_no_partial_files(tmp_path, settings_file, monkeypatch):
-    """Files are staged beside dist/ and moved in; a failure mid-way leaves dist/ as it was."""
+@pytest.mark.parametrize(
+    "order", [(PRODUCT, "launch-role.json"), ("launch-role.json", PRODUCT)], ids=["had", "new"]
+)
+def test_a_failed_write_leaves_dist_as_it_was(tmp_path, monkeypatch, order):
+    """Files are staged inside dist/ and moved in; when a move fails, those already moved go
+    back: the replaced file's old bytes return, a file that did not exist is removed."""
     dist = tmp_path / "dist"
     dist.mkdir()
-    (dist / "eu-central-1.json").write_bytes(b"old")
+    (dist / PRODUCT).write_bytes(b"old")
     calls = []
     real_replace = build.os.replace
 
@@ -195,8 +222,8 @@ def test_a_failed_write_leaves_no_partial_files(tmp_path, settings_file, monkeyp
 
     monkeypatch.setattr(build.os, "replace", failing_replace)
     with pytest.raises(build.BadInputError, match="No space left on device"):
-        build.write_dist(dist, {"eu-central-1.json": b"new", "eu-west-1.json": b"new"})
-    assert sorted(p.name for p in dist.iterdir()) == ["eu-central-1.json"]  # no staging left
+        build.write_dist(dist, dict.fromkeys(order, b"new"))
+    assert snapshot(dist) == {PRODUCT: b"old"}  # no staging dir, nothing half-written
 
 
 def test_help_documents_every_option():
@@ -274,13 +301,10 @@ def test_outputs_of_a_missing_stack_exit_2(capsys):
     assert "stack nope:" in capsys.readouterr().err
 
 
-def test_aws_cli_reads_every_example_parameter_file(monkeypatch):
-    """Each params/*.json goes through the AWS CLI's own `deploy --parameter-overrides file://`
-    parsing, and every value passes the matching template's parameter constraints."""
+def aws_cli_overrides(example, monkeypatch):
+    """``example`` as `aws cloudformation deploy --parameter-overrides file://` reads it."""
     from awscli.clidriver import create_clidriver
     from awscli.customizations.cloudformation.deploy import DeployCommand
-
-    from tests.helpers import REGIONS, rendered, violations
 
     parsed = {}
 
@@ -291,41 +315,158 @@ def test_aws_cli_reads_every_example_parameter_file(monkeypatch):
         return 0
 
     monkeypatch.setattr(DeployCommand, "_run_main", capture)
+    code = create_clidriver().main(
+        [
+            "cloudformation", "deploy", "--region", "eu-central-1",
+            "--template-file", str(ROOT / "dist" / PRODUCT),
+            "--stack-name", "gc", "--parameter-overrides", f"file://{example}",
+        ]
+    )  # fmt: skip
+    assert code == 0 and parsed.get("overrides"), example.name
+    return parsed["overrides"]
+
+
+def region_problems(template, overrides):
+    """What CloudFormation or the zone plan would refuse across values: zones of one known
+    region, each with a letter the template has a subnet slot for (UseZone<LETTER>), and
+    every ARN given naming that same region."""
+    zone_keys = [
+        k for k, v in template["Parameters"].items() if "AvailabilityZone::Name" in v["Type"]
+    ]
+    slots = {c[len("UseZone") :].lower() for c in template["Conditions"] if c.startswith("UseZone")}
+    zones = [zone for key in zone_keys for zone in overrides.get(key, "").split(",")]
+    regions = {zone[:-1] for zone in zones}
+    problems = [f"zone {zone!r} has no subnet slot" for zone in zones if zone[-1:] not in slots]
+    if len(zones) != len(set(zones)):
+        problems.append(f"a zone picked twice: {zones}")
+    if len(regions) != 1 or not regions <= build.known_regions():
+        return [*problems, f"zones {zones} are not of one known region"]
+    arn_regions = {
+        m
+        for v in overrides.values()
+        for m in re.findall(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):", v)
+    }
+    return problems + [f"an ARN in {r} for zones in {regions}" for r in arn_regions - regions]
+
+
+def test_aws_cli_reads_every_example_parameter_file(monkeypatch):
+    """Each params/*.json goes through the AWS CLI's own `deploy --parameter-overrides file://`
+    parsing; every key is a parameter of the product template, every value passes its
+    constraints, the required ones are given, and the zones and ARNs agree on one region."""
+    from tests.helpers import rendered, violations
+
+    template = rendered()
+    parameters = template["Parameters"]
+    required = {key for key, definition in parameters.items() if "Default" not in definition}
     examples = sorted(p for p in (ROOT / "params").glob("*.json") if p.name != "build.json")
     assert examples
     for example in examples:
-        parsed.clear()
-        code = create_clidriver().main(
-            [
-                "cloudformation", "deploy", "--region", "eu-central-1",
-                "--template-file", str(ROOT / "dist" / "eu-central-1.json"),
-                "--stack-name", "gc", "--parameter-overrides", f"file://{example}",
-            ]
-        )  # fmt: skip
-        assert code == 0 and parsed["overrides"], example.name
-        regions = [r for r in REGIONS if set(parsed["overrides"]) <= set(rendered(r)["Parameters"])]
-        assert regions, f"{example.name}: keys match no target region's template"
-        parameters = rendered(regions[0])["Parameters"]
-        for key, value in parsed["overrides"].items():
+        overrides = aws_cli_overrides(example, monkeypatch)
+        undeclared = set(overrides) - set(parameters)
+        assert not undeclared, f"{example.name}: the template declares no {undeclared}"
+        for key, value in overrides.items():
             assert violations(parameters[key], value) == [], (example.name, key, value)
-        required = {k for k, p in parameters.items() if "Default" not in p}
-        assert required <= set(parsed["overrides"]), f"{example.name} misses {required}"
+        assert required <= set(overrides), f"{example.name} misses {required - set(overrides)}"
+        assert region_problems(template, overrides) == [], example.name
+
+
+def test_the_region_check_of_parameter_files_can_fail():
+    from tests.helpers import rendered
+
+    template, good = rendered(), "eu-central-1a,eu-central-1b"
+    queue = "arn:aws:sqs:{}:123456789012:q"
+    assert region_problems(template, {"AvailabilityZones": good}) == []
+    assert region_problems(template, {"AvailabilityZones": "eu-central-1a,us-east-1b"})
+    assert region_problems(template, {"AvailabilityZones": "us-east-1g"})
+    assert region_problems(template, {"AvailabilityZones": "eu-central-1a,eu-central-1a"})
+    assert region_problems(template, {"AvailabilityZones": "eu-centrall-1a"})
+    mixed = {"AvailabilityZones": good, "StoppedEventsQueueArn": queue.format("us-east-1")}
+    assert region_problems(template, mixed) == ["an ARN in us-east-1 for zones in {'eu-central-1'}"]
+    same = {"AvailabilityZones": good, "StoppedEventsQueueArn": queue.format("eu-central-1")}
+    assert region_problems(template, same) == []
 
 
 def test_lint_findings_exit_1_and_leave_dist_unwritten(tmp_path, settings_file, monkeypatch):
     dist = tmp_path / "dist"
-    monkeypatch.setattr(build, "lint", lambda region, body: ["W0000 injected finding"])
+    monkeypatch.setattr(build, "lint", lambda regions, body: ["W0000 injected finding"])
     monkeypatch.setattr(build.os, "cpu_count", lambda: 1)  # in-process, so the patch applies
     code = build.main(["--settings", str(settings_file), "--dist", str(dist)])
     assert code == 1
     assert snapshot(dist) == {}
 
 
+def test_all_regions_are_linted_in_chunks_of_four_each_once_per_template(
+    tmp_path, settings_file, monkeypatch, capsys
+):
+    calls = []
+
+    def record(regions, body):
+        calls.append((json.loads(body)["Description"], tuple(regions)))
+        return []
+
+    monkeypatch.setattr(build, "lint", record)
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 1)  # in-process, so the patch applies
+    dist = tmp_path / "dist"
+    assert (
+        build.main(["--settings", str(settings_file), "--dist", str(dist), "--regions", "all"]) == 0
+    )
+    every = build.commercial_regions()
+    assert len(every) > 2 * build.LINT_CHUNK  # several chunks, or this proves little
+    by_template = {}
+    for description, chunk in calls:
+        by_template.setdefault(description, []).append(chunk)
+    assert len(by_template) == 2  # the product template and the launch role
+    for chunks in by_template.values():
+        assert all(1 <= len(chunk) <= build.LINT_CHUNK for chunk in chunks)
+        assert len(chunks) == -(-len(every) // build.LINT_CHUNK)
+        assert sorted(r for chunk in chunks for r in chunk) == every  # each region once
+    out = capsys.readouterr().out
+    assert f"0 lint findings in {len(every)} regions" in out
+    assert sorted(snapshot(dist)) == [PRODUCT, "launch-role.json"]
+
+
+def test_a_finding_in_one_chunk_fails_the_build_and_leaves_dist_untouched(
+    tmp_path, settings_file, monkeypatch, capsys
+):
+    def one_bad_chunk(regions, body):
+        bad = b"ZonePlan" in body and "sa-east-1" in regions
+        return ["E3000 injected in sa-east-1 (Resources)"] if bad else []
+
+    monkeypatch.setattr(build, "lint", one_bad_chunk)
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 1)
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / PRODUCT).write_bytes(b"the previous build")
+    code = build.main(["--settings", str(settings_file), "--dist", str(dist), "--regions", "all"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert snapshot(dist) == {PRODUCT: b"the previous build"}
+    assert "  E3000 injected in sa-east-1 (Resources)" in captured.out
+    assert captured.err == "lint failed: dist/ left unchanged\n"
+
+
+def lint_names_its_chunk(regions, body):
+    """A fake cfn-lint for forked workers: one finding naming the chunk it was given."""
+    return [f"{'product' if b'ZonePlan' in body else 'role'} {','.join(regions)}"]
+
+
+def test_forked_workers_merge_every_chunk_of_a_template(settings_file, monkeypatch):
+    monkeypatch.setattr(build, "lint", lint_names_its_chunk)
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 2)
+    settings = build.load_settings(settings_file)
+    regions = build.commercial_regions()[:9]  # three chunks: 4, 4 and 1
+    rendered = build.render_all(settings, regions)
+    chunks = [",".join(chunk) for chunk in build.lint_chunks(regions)]
+    assert [len(chunk.split(",")) for chunk in chunks] == [4, 4, 1]
+    assert rendered[PRODUCT][1] == sorted(f"product {chunk}" for chunk in chunks)
+    assert rendered["launch-role.json"][1] == sorted(f"role {chunk}" for chunk in chunks)
+
+
 RELEASED = None  # set by the parent when a later template is reported; read by forked workers
 
 
-def lint_first_waits_for_a_later_one(region, body):
-    if b"euc1-az1" in body:  # eu-central-1, submitted first (the launch role has no zones)
+def lint_first_waits_for_a_later_one(regions, body):
+    if b"ZonePlan" in body:  # the product template, submitted first (the launch role has none)
         # the first template submitted: reported only after another one has been
         return [] if RELEASED.wait(timeout=30) else ["never released: reports in submit order"]
     return []
@@ -345,9 +486,9 @@ def test_each_template_is_reported_as_soon_as_its_lint_finishes(settings_file, m
 
     rendered = build.render_all(settings, ["eu-central-1", "eu-west-1"], on_done=on_done)
 
-    assert reported[0][0] != "eu-central-1.json"
+    assert reported[0][0] != PRODUCT
     assert sorted(reported) == [(name, []) for name in sorted(rendered)]
-    assert list(rendered) == ["eu-central-1.json", "eu-west-1.json", "launch-role.json"]
+    assert list(rendered) == [PRODUCT, "launch-role.json"]
 
 
 def test_readme_diagram_is_drawn_from_the_current_template():
@@ -355,8 +496,8 @@ def test_readme_diagram_is_drawn_from_the_current_template():
     from tests.helpers import rendered
 
     readme = (ROOT / "README.md").read_text()
-    diagram = mermaid(rendered(build.DIAGRAM_REGION))
-    assert embed(readme, diagram, source=f"dist/{build.DIAGRAM_REGION}.json") == readme, (
+    diagram = mermaid(rendered())
+    assert embed(readme, diagram, source=f"dist/{PRODUCT}") == readme, (
         "README.md's diagram is stale: run `python build.py` and commit README.md"
     )
     assert "res_StoppedTrainingJobsRule" in readme
@@ -368,14 +509,62 @@ def test_publish_refuses_a_stale_dist_before_any_aws_call(tmp_path, settings_fil
         run_build("--settings", str(settings_file), "--dist", str(dist), "--no-lint").returncode
         == 0
     )
-    (dist / "eu-west-1.json").write_bytes(b"{}")
+    (dist / PRODUCT).write_bytes(b"{}")
     result = run_build(
         "--settings", str(settings_file), "--dist", str(dist),
         "publish", "--dry-run", "--version", "v1.0.0",
     )  # fmt: skip
     assert result.returncode == 2
-    assert (
-        result.stderr.strip()
-        == f"error: {dist}/eu-west-1.json is stale: run `python build.py` first"
-    )
+    assert result.stderr.strip() == f"error: {dist}/{PRODUCT} is stale: run `python build.py` first"
     assert result.stdout == ""
+
+
+PER_REGION_RELEASE = "f1cf291"  # the last commit whose dist/ held one template per region
+
+
+@pytest.fixture
+def product_file(tmp_path):
+    if build._git("rev-parse", "--verify", "--quiet", f"{PER_REGION_RELEASE}^{{commit}}") is None:
+        pytest.skip(f"{PER_REGION_RELEASE} is not in this clone's history")
+    path = tmp_path / PRODUCT
+    path.write_bytes(build.render())
+    return path
+
+
+def test_diff_against_a_revision_without_the_product_template_names_its_files(product_file, capsys):
+    assert build.main(["diff", PER_REGION_RELEASE, str(product_file)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: {PER_REGION_RELEASE} has dist/eu-central-1.json, dist/eu-west-1.json, "
+        "dist/launch-role.json, dist/us-east-1.json, dist/us-west-2.json, not "
+        f"dist/{PRODUCT}: pass --template <name>, or {PER_REGION_RELEASE}:dist/<name> for that "
+        "side alone\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "old",
+    [
+        [PER_REGION_RELEASE, "--template", "eu-west-1.json"],
+        [f"{PER_REGION_RELEASE}:dist/eu-west-1.json"],
+    ],
+)
+def test_diff_from_a_per_region_revision_to_the_product_template(
+    product_file, capsys, monkeypatch, old
+):
+    """Either way of naming the old file works, and its name gives the stack's region."""
+    from templates import preview
+
+    regions, real_plan = [], preview.plan
+
+    def plan(*arguments):
+        regions.append(arguments[-1])
+        return real_plan(*arguments)
+
+    monkeypatch.setattr(preview, "plan", plan)
+    assert build.main(["diff", old[0], str(product_file), *old[1:], "--json"]) == 3
+    assert regions and set(regions) == {"eu-west-1"}
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    removed = {c["logical_id"] for c in changes if c["action"] == "remove"}
+    assert "PrivateSubnetEuw1Az1" in removed

@@ -3,6 +3,7 @@ Service Catalog (requests validated against the service model)."""
 
 import argparse
 import contextlib
+import copy
 import json
 
 import boto3
@@ -12,6 +13,7 @@ from moto import mock_aws
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 import publish
+from publish.config import PRODUCT_TEMPLATE
 from tests.publish_fixtures import (
     ACCOUNT,
     REGION,
@@ -22,6 +24,7 @@ from tests.publish_fixtures import (
     sha,
     stack_template,
     template_bytes,
+    write_dist,
 )
 from tests.publish_stubs import (
     S3_WRITE,
@@ -32,30 +35,26 @@ from tests.publish_stubs import (
     stub_reads,
 )
 
-ONE_REGION = {**SETTINGS, "regions": {REGION: SETTINGS["regions"][REGION]}}
+ONE_REGION = {**SETTINGS, "regions": [REGION]}
 
 
 @pytest.fixture
 def dist(tmp_path):
-    directory = tmp_path / "dist"
-    directory.mkdir()
-    for region in SETTINGS["regions"]:
-        (directory / f"{region}.json").write_bytes(template_bytes(region))
-    return directory
+    return write_dist(tmp_path / "dist")
 
 
 class World:
     """One account in one region: moto's S3/STS/IAM and a stubbed Service Catalog."""
 
-    def __init__(self):
-        self.s3 = boto3.client("s3", region_name=REGION)
-        self.sc = boto3.client("servicecatalog", region_name=REGION)
-        self.iam = boto3.client("iam", region_name=REGION)
+    def __init__(self, region=REGION):
+        self.s3 = boto3.client("s3", region_name=region)
+        self.sc = boto3.client("servicecatalog", region_name=region)
+        self.iam = boto3.client("iam", region_name=region)
         self.s3_calls, self.sc_calls = Recorder(self.s3), Recorder(self.sc)
         self.stub = Stubber(self.sc)
         self.stub.activate()
         self.clients = publish.Clients(
-            self.s3, boto3.client("sts", region_name=REGION), self.sc, self.iam
+            self.s3, boto3.client("sts", region_name=region), self.sc, self.iam
         )
 
     def create_launch_role(self):
@@ -124,7 +123,7 @@ def test_first_publish_creates_everything_then_a_bytes_identical_commit_writes_n
     world, dist, capsys
 ):
     world.create_launch_role()
-    body = template_bytes(REGION)
+    body = template_bytes()
     stub_reads(world.stub, exists=False)
     stub_first_publish(world.stub, description=description(body), name=VERSION)
     assert run(world, dist) == 0, capsys.readouterr()
@@ -195,12 +194,9 @@ def test_unknown_profiles_are_usage_errors(dist, capsys):
     assert "nope" in capsys.readouterr().err
 
 
-def test_a_region_without_its_template_fails_alone(world, dist, capsys):
+def test_a_missing_template_fails_every_region_before_any_aws_write(world, dist, capsys):
     world.create_launch_role()
-    (dist / "us-east-1.json").unlink()
-    body = template_bytes(REGION)
-    stub_reads(world.stub, exists=False)
-    stub_first_publish(world.stub, description=description(body), name=VERSION)
+    (dist / PRODUCT_TEMPLATE).unlink()
     args = parse("--regions", f"{REGION},us-east-1", "--version", VERSION)
     code = publish.main(
         args, SETTINGS, dist, client_factory=lambda region: world.clients, sleep=lambda s: None
@@ -210,9 +206,53 @@ def test_a_region_without_its_template_fails_alone(world, dist, capsys):
     rows = [
         line.split() for line in captured.out.splitlines() if line.startswith((REGION, "us-east-1"))
     ]
-    assert [(row[0], row[-1]) for row in rows] == [(REGION, VERSION), ("us-east-1", "FAILED")]
-    assert "us-east-1.json does not exist; run `python build.py` first" in captured.out
-    assert "1 scope(s) failed: us-east-1" in captured.err
+    assert [(row[0], row[-1]) for row in rows] == [(REGION, "FAILED"), ("us-east-1", "FAILED")]
+    assert f"{dist / PRODUCT_TEMPLATE} does not exist; run `python build.py` first" in captured.out
+    assert "2 scope(s) failed: eu-central-1, us-east-1" in captured.err
+    assert world.s3_calls.writes(S3_WRITE) == [] and world.sc_calls.calls == []
+
+
+def requests_of(client, operation):
+    """The parameters of every ``operation`` call ``client`` makes, as sent."""
+    sent = []
+    client.meta.events.register(
+        f"before-parameter-build.servicecatalog.{operation}",
+        lambda params, **_: sent.append(copy.deepcopy(params)),
+    )
+    return sent
+
+
+def test_every_region_gets_the_same_bytes_under_the_same_key_and_version_name(
+    monkeypatch, dist, capsys
+):
+    body = (dist / PRODUCT_TEMPLATE).read_bytes()
+    with moto_world(monkeypatch) as europe:
+        worlds = {REGION: europe, "us-east-1": World("us-east-1")}
+        europe.create_launch_role()  # IAM is global: one role serves both regions
+        created = {}
+        for region, world in worlds.items():
+            stub_reads(world.stub, exists=False)
+            stub_first_publish(world.stub, description=description(body), name=VERSION)
+            created[region] = requests_of(world.sc, "CreateProduct")
+        args = parse("--regions", f"{REGION},us-east-1", "--version", VERSION)
+        code = publish.main(
+            args, SETTINGS, dist, client_factory=lambda r: worlds[r].clients, sleep=lambda s: None
+        )
+        assert code == 0, capsys.readouterr()
+        for region, world in worlds.items():
+            world.stub.assert_no_pending_responses()
+            bucket = f"gc-test-templates-{ACCOUNT}-{region}"
+            [stored] = world.s3.list_objects_v2(Bucket=bucket)["Contents"]
+            assert stored["Key"] == f"templates/{sha(body)}.json"
+            assert world.s3.get_object(Bucket=bucket, Key=stored["Key"])["Body"].read() == body
+    versions = {r: sent[0]["ProvisioningArtifactParameters"] for r, sent in created.items()}
+    assert {(v["Name"], v["Description"]) for v in versions.values()} == {
+        (VERSION, description(body))
+    }
+    assert {r: v["Info"]["LoadTemplateFromURL"] for r, v in versions.items()} == {
+        r: f"https://gc-test-templates-{ACCOUNT}-{r}.s3.{r}.amazonaws.com/templates/{sha(body)}.json"
+        for r in worlds
+    }
 
 
 def test_a_failing_step_stops_its_region_and_says_which(world, dist, capsys):
@@ -238,7 +278,7 @@ def previously_published(world, dist, new_body):
     world.s3.put_object(
         Bucket=BUCKET, Key=f"templates/{sha(PREVIOUS_BODY)}.json", Body=PREVIOUS_BODY
     )
-    (dist / f"{REGION}.json").write_bytes(new_body)
+    (dist / PRODUCT_TEMPLATE).write_bytes(new_body)
     published = {
         "Id": "pa-0000000000001",
         "Name": "v1.1.0",
@@ -308,14 +348,16 @@ def test_build_publish_says_whether_a_dist_file_is_missing_or_stale(
 ):
     import build
 
-    rendered = {"launch-role.json": (b"{1}", None), f"{REGION}.json": (b"{2}", None)}
+    rendered = {"launch-role.json": (b"{1}", None), PRODUCT_TEMPLATE: (b"{2}", None)}
     (tmp_path / "launch-role.json").write_bytes(b"{1}")
     if on_disk is not None:
-        (tmp_path / f"{REGION}.json").write_bytes(on_disk)
+        (tmp_path / PRODUCT_TEMPLATE).write_bytes(on_disk)
     monkeypatch.setattr(build, "load_settings", lambda path: ONE_REGION)
     monkeypatch.setattr(build, "render_all", lambda settings, regions, run_lint: rendered)
     monkeypatch.setattr(publish, "main", no_aws)  # never reached
     args = argparse.Namespace(settings=None, dist=tmp_path)
     with pytest.raises(build.BadInputError) as raised:
         build.command_publish(args)
-    assert str(raised.value) == f"{tmp_path}/{REGION}.json {state}: run `python build.py` first"
+    assert str(raised.value) == (
+        f"{tmp_path}/{PRODUCT_TEMPLATE} {state}: run `python build.py` first"
+    )

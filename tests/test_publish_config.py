@@ -8,8 +8,10 @@ from botocore.exceptions import ClientError, NoCredentialsError
 import publish.cli
 from publish.aws import describe_error, is_credential_error, session_client_factory
 from publish.config import (
+    PRODUCT_TEMPLATE,
     PublishConfig,
     UsageError,
+    load_targets,
     regions_to_publish,
     template_url,
     validate_version,
@@ -22,17 +24,13 @@ from tests.publish_fixtures import (
     VERSION,
     config_with,
     no_aws,
-    template_bytes,
+    write_dist,
 )
 
 
 @pytest.fixture
 def dist(tmp_path):
-    directory = tmp_path / "dist"
-    directory.mkdir()
-    for region in SETTINGS["regions"]:
-        (directory / f"{region}.json").write_bytes(template_bytes(region))
-    return directory
+    return write_dist(tmp_path / "dist")
 
 
 def parse(*argv):
@@ -185,3 +183,21 @@ def test_organization_settings_are_validated(sharing, stack_set, message):
 def test_at_most_ten_account_less_principals():
     with pytest.raises(UsageError, match="at most 10 IAM_PATTERN"):
         config_with(principals=[f"arn:aws:iam:::role/Team{n}" for n in range(11)])
+
+
+def test_every_region_gets_one_read_of_the_one_template(tmp_path, monkeypatch):
+    """A dist/ rewritten mid-run cannot give two regions different bytes for one version."""
+    reads = iter([b'{"Resources": {"A": {}}}', b'{"Resources": {"B": {}}}'])
+    paths = []
+
+    def read_template(path):
+        paths.append(path)
+        return next(reads)
+
+    monkeypatch.setattr(publish.config, "read_template", read_template)
+    targets = load_targets(["eu-central-1", "us-east-1", "ap-south-2"], tmp_path, VERSION)
+    assert paths == [tmp_path / PRODUCT_TEMPLATE]
+    assert {(t.body, t.key, t.version) for t in targets.values()} == {
+        (b'{"Resources": {"A": {}}}', targets["eu-central-1"].key, VERSION)
+    }
+    assert [t.region for t in targets.values()] == ["eu-central-1", "us-east-1", "ap-south-2"]

@@ -22,6 +22,7 @@ from tests.publish_fixtures import (
     product_summary,
     settings_with,
     template_bytes,
+    write_dist,
 )
 from tests.publish_stubs import (
     CF_WRITE,
@@ -40,15 +41,13 @@ ORG_SETTINGS = {
         sharing={"organization_nodes": [OU_ID], "share_principals": True},
         launch_role_stack_set={"name": STACK_SET, "region": REGION, "deployment_targets": [OU_ID]},
     ),
-    "regions": {REGION: ["euc1-az1"]},
+    "regions": [REGION],
 }
 
 
 @pytest.fixture
 def dist(tmp_path):
-    directory = tmp_path / "dist"
-    directory.mkdir()
-    (directory / f"{REGION}.json").write_bytes(template_bytes(REGION))
+    directory = write_dist(tmp_path / "dist")
     shutil.copy(ROOT / "dist" / "launch-role.json", directory / "launch-role.json")
     return directory
 
@@ -198,7 +197,7 @@ def test_management_account_shares_and_deploys_the_launch_role_then_a_member_see
 ):
     world = org_world
     world.create_launch_role()
-    body = template_bytes(REGION)
+    body = template_bytes()
     launch_role = (dist / "launch-role.json").read_text()
 
     stub_reads(world.stub, exists=False, org_access="ENABLED")

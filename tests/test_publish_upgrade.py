@@ -4,14 +4,18 @@ passes --allow-replacement.  Pure decisions with plain state, and the S3 read wi
 
 import io
 import json
+import re
+import subprocess
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+import build
 from publish.decide import plan_region
 from publish.state import PreviousTemplate, read_previous_template
-from publish.versions import upgrade_from
+from publish.versions import from_per_region_template, upgrade_from
+from tests.helpers import ROOT
 from tests.publish_fixtures import (
     ACCOUNT,
     CONFIGURED_BUCKET,
@@ -23,6 +27,7 @@ from tests.publish_fixtures import (
     published_state,
     sha,
     stack_template,
+    write_dist,
 )
 
 OLD = stack_template()
@@ -54,10 +59,11 @@ def test_a_renamed_bucket_blocks_the_release_and_says_how_to_inspect_it():
         "updating stacks from version 'v1.1.0' (pa-0000000000001) to 'v1.2.0' would replace "
         "InputsBucket (AWS::S3::Bucket; bucket: its objects)"
     )
-    assert "`python build.py diff v1.1.0 dist/eu-central-1.json --template eu-central-1.json`" in (
-        blocker
-    )
-    assert LOCATION in blocker
+    assert (
+        f"inspect it with `aws s3 cp {LOCATION} previous.json && python build.py diff "
+        "previous.json dist/components-runtime.json --region eu-central-1`"
+    ) in blocker
+    assert "one-time move" not in blocker  # only for the move from a per-region template
     assert blocker.endswith("pass --allow-replacement to publish anyway")
     assert not any("InputsBucket" in warning for warning in plan.warnings)
 
@@ -171,3 +177,74 @@ def test_a_version_without_a_sha256_is_a_problem_without_any_read(s3):
     by_hand = type(PREVIOUS)(id="pa-0000000000009", name="manual", description="made by hand")
     found = read_previous_template(client, context(), by_hand)
     assert found.problem == "its description names no template sha256"
+
+
+PER_REGION_RELEASE = "f1cf291"  # the last commit whose dist/ held one template per region
+
+
+@pytest.fixture(scope="module")
+def per_region_template():
+    """What stacks made before the one template run on: dist/eu-central-1.json of then."""
+    shown = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{PER_REGION_RELEASE}:dist/{REGION}.json"],
+        capture_output=True,
+        check=False,
+    )
+    if shown.returncode:
+        pytest.skip(f"{PER_REGION_RELEASE} is not in this clone's history")
+    return json.loads(shown.stdout)
+
+
+def flagged(finding):
+    """The logical ids a refusal or warning names as replaced or removed."""
+    return set(re.findall(r"(?:replace|remove) (\w+) \(AWS::", finding))
+
+
+def test_the_move_from_a_per_region_template_is_refused_and_says_what_to_do(
+    per_region_template, tmp_path, monkeypatch, capsys
+):
+    new_body = build.render()
+    plan = decide(new_body, previous(template=per_region_template))
+    [blocker] = plan.blockers
+    old_subnets = {
+        logical_id
+        for logical_id, resource in per_region_template["Resources"].items()
+        if resource["Type"] == "AWS::EC2::Subnet"
+    }
+    assert old_subnets == {f"PrivateSubnetEuc1Az{n}" for n in (1, 2, 3)}
+    assert flagged(blocker) == old_subnets  # the VPC, buckets, repositories: not at risk
+    assert "this is the one-time move from the per-region templates to the one template" in (
+        blocker
+    )
+    assert "(README: Upgrading a stack made from a per-region template)" in blocker
+    assert blocker.endswith("; pass --allow-replacement to publish anyway")
+
+    # the inspect command of the refusal works on those templates (S3 download stood in for)
+    command = re.search(r"&& python build\.py (diff [^`]+)`", blocker).group(1).split()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "previous.json").write_text(json.dumps(per_region_template))
+    write_dist(tmp_path / "dist", new_body)
+    assert build.main(command) == 3
+    removed = {
+        line.split()[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("remove ")
+    }
+    assert old_subnets <= removed
+
+    allowed = decide(new_body, previous(template=per_region_template), allow=True)
+    assert allowed.blockers == []
+    [warning] = [w for w in allowed.warnings if "one-time move" in w]
+    assert flagged(warning) == old_subnets
+    assert warning.endswith("publishing anyway (--allow-replacement)")
+    assert operations(allowed)[0] == "CreateProvisioningArtifact"
+
+
+def test_only_a_per_region_template_followed_by_the_one_template_is_the_move(
+    per_region_template,
+):
+    one_template = json.loads(build.render())
+    assert from_per_region_template(per_region_template, one_template)
+    assert not from_per_region_template(one_template, one_template)
+    assert not from_per_region_template(per_region_template, per_region_template)
+    assert not from_per_region_template(["not", "a", "template"], one_template)
