@@ -10,8 +10,11 @@ references between resources (``Ref``, ``Fn::GetAtt``, ``${X}`` / ``${X.Attr}`` 
 Layout rules, so the picture stays readable as the template grows:
 
 - each VPC is a subgraph holding the EC2 resources that name it, with one subgraph per
-  availability zone (subnets grouped by ``AvailabilityZoneId``, with their route tables);
-  references from outside to a subnet point at the VPC;
+  availability zone: subnets grouped by ``AvailabilityZoneId`` or ``AvailabilityZone``, with
+  their route tables; a zone named relative to the region (``${AWS::Region}a``: a slot the
+  operator fills by picking zone a) is titled "zone a". References from outside to a zone's
+  resources point at the VPC; when the zones' resources read one attribute each of the same
+  resource (``CidrA``, ``CidrB``, ...), the one edge says ``CidrA..F``;
 - attachments (bucket and queue policies, Lambda permissions, KMS aliases) fold into the
   resource they attach to; subnet associations become edges;
 - resources of one type whose names differ only by a trailing number (ECR repository
@@ -21,7 +24,7 @@ Layout rules, so the picture stays readable as the template grows:
 - solid arrows: references and data flow; dotted: IAM or resource-policy grants and
   ``DependsOn``; unknown types get a generic node.
 
-``python -m templates.diagram dist/eu-central-1.json`` prints the diagram.
+``python -m templates.diagram dist/components-runtime.json`` prints the diagram.
 """
 
 import json
@@ -32,7 +35,7 @@ from pathlib import Path
 
 README_START = "<!-- diagram:start -->"
 README_END = "<!-- diagram:end -->"
-SOURCE = "dist/eu-central-1.json"
+SOURCE = "dist/components-runtime.json"
 
 FLOW, PERM, DEPENDS = "flow", "perm", "depends"
 ARROWS = {FLOW: "-->", PERM: "-.->", DEPENDS: "-.->"}
@@ -201,7 +204,7 @@ class _Diagram:
         self.nodes = {}  # node id -> Node
         self.host = {}  # logical id -> node id it is drawn as
         self.areas = {}  # VPC node id -> Area
-        self.area_of = {}  # node id -> (VPC node id, zone or None)
+        self.area_of = {}  # node id -> (VPC node id, zone title or None)
         self.links = set()  # logical ids drawn as edges
         self.absorbed = {}  # logical id -> logical id of the resource it folds into
         self.clusters = {}  # subgraph id -> (title, node ids): custom resources of one function
@@ -269,13 +272,14 @@ class _Diagram:
                         self.nodes[n].lines[0] = self.nodes[n].lines[0].replace(" (optional)", "")
 
     def _zones(self, members):
-        """Zone of each subnet, and of resources tied to subnets of one zone only."""
+        """Zone title of each subnet, and of resources tied to subnets of one zone only."""
         zones = {}
         for rid in members:
             if self.types[rid] == "AWS::EC2::Subnet":
                 properties = _properties(self.resources[rid])
-                zone = properties.get("AvailabilityZoneId", properties.get("AvailabilityZone"))
-                zones[rid] = zone if isinstance(zone, str) else _short_json(zone)
+                zones[rid] = _zone_title(
+                    properties.get("AvailabilityZoneId", properties.get("AvailabilityZone"))
+                )
         tied = {rid: set() for rid in members if rid not in zones}
         for link in sorted(self.links):
             targets = self._resource_targets(link)
@@ -449,12 +453,14 @@ class _Diagram:
                 if target and rid in self.host:
                     candidates.append(Edge(self.host[rid], target, "depends on", DEPENDS))
         placed = {self._placed(edge) for edge in candidates} - {None}
-        best = {}
+        best, labels = {}, {}
         for edge in self._lift(placed):
             key = frozenset((edge.source, edge.target))
+            labels.setdefault((edge.source, edge.target, edge.style), set()).add(edge.label)
             if key not in best or edge.rank() < best[key].rank():
                 best[key] = edge
-        return sorted(best.values(), key=lambda e: (e.source, e.target))
+        edges = (_merge_labels(e, labels[e.source, e.target, e.style]) for e in best.values())
+        return sorted(edges, key=lambda e: (e.source, e.target))
 
     def _lift(self, edges):
         """An edge every member of a cluster has alike is drawn once, from the cluster."""
@@ -533,7 +539,7 @@ class _Diagram:
             for zone in sorted(area.zones):
                 node_ids = area.zones[zone]
                 optional = all(self.nodes[n].optional for n in node_ids)
-                title = f"AZ {zone}" + (" (optional)" if optional else "")
+                title = zone + (" (optional)" if optional else "")
                 zone_id = f"zone_{area_id}_{_safe_id(zone)}"
                 out.append(f'        subgraph {zone_id}["{_escape(title)}"]')
                 out.extend("            " + self._declare(n) for n in self._sorted(node_ids))
@@ -641,6 +647,27 @@ def _relation(kind, target_kind, path, attribute):
     if _is_custom(target_kind) and attribute:
         return (SAFE_LABEL.sub("", attribute), FLOW, False)
     return ("", FLOW, False)
+
+
+def _zone_title(zone):
+    """A zone subgraph's title: "AZ <zone id or name>", or "zone a" for ``${AWS::Region}a``."""
+    if isinstance(zone, str):
+        return f"AZ {zone}"
+    text = zone.get("Fn::Sub") if isinstance(zone, dict) and len(zone) == 1 else None
+    slot = text.removeprefix("${AWS::Region}") if isinstance(text, str) else ""
+    if text != slot and slot and "${" not in slot:
+        return f"zone {slot}"
+    return f"AZ {_short_json(zone)}"
+
+
+def _merge_labels(edge, labels):
+    """One edge drawn for several that differ only in the last letter of their labels
+    (``CidrA`` ... ``CidrF``, read by the zones' subnets): labelled ``CidrA..F``."""
+    ordered = sorted(labels)
+    stems = {label[:-1] for label in ordered}
+    if len(ordered) < 2 or len(stems) != 1 or not all(len(label) > 1 for label in ordered):
+        return edge
+    return Edge(edge.source, edge.target, f"{ordered[0]}..{ordered[-1][-1]}", edge.style)
 
 
 def _is_custom(kind):

@@ -24,7 +24,7 @@ can use that; keep both lists short, and give the workers' roles a boundary of t
 
 ``REQUIRED_ACTIONS`` (templates/launch_role_actions.py) maps every resource type of the product
 to the actions CloudFormation needs for it; tests/test_launch_role.py checks it against each type
-in dist/*.json, against the handler permissions cfn-lint ships for each type, and against the
+of the product template, against the handler permissions cfn-lint ships for each type, and against the
 statements below.
 """
 
@@ -51,6 +51,7 @@ from .launch_role_actions import (
     BOUNDARY_SERVICES,
     BOUNDARY_UNSCOPED_ACTIONS,
     INVOKE_CUSTODIAN,
+    PARAMETER_TYPE_ACTIONS,
     REQUIRED_ACTIONS,
     TAG_EC2,
 )
@@ -165,6 +166,15 @@ def _stack_statements():
             "InspectTemplates",
             ["cloudformation:ValidateTemplate", "cloudformation:GetTemplateSummary"],
             ["*"],  # read-only; a template URL (not a stack) has no resource ARN
+            via_cloudformation=False,
+        ),
+        _statement(
+            "ValidateParameterValues",
+            sorted({action for actions in PARAMETER_TYPE_ACTIONS.values() for action in actions}),
+            # Describe* take no resource ARN. CloudFormation checks the picked zones with the
+            # caller's credentials; whether that call carries aws:CalledVia is undocumented,
+            # and the answer (the region's zones, their ids, opt-in states) is no secret.
+            ["*"],
             via_cloudformation=False,
         ),
         _statement(

@@ -1,9 +1,10 @@
 """What the launch role (templates/launch_role.py) must allow, as plain data.
 
 ``REQUIRED_ACTIONS``: what CloudFormation calls for each resource type of the product;
+``PARAMETER_TYPE_ACTIONS``: what it calls to check the product's AWS-specific parameter values;
 ``UNNEEDED_HANDLER_PERMISSIONS``: what the types' handlers list that the product never needs;
 ``BOUNDARY_*``: the most the product's own roles may do (the permissions boundary).
-tests/test_launch_role.py checks all three against the rendered product templates.
+tests/test_launch_role.py checks them against the rendered product template.
 """
 
 # The union of what the product's roles (execution, custodian) do; the boundary allows no more.
@@ -12,7 +13,7 @@ BOUNDARY_UNSCOPED_ACTIONS = (
     "cloudwatch:PutMetricData", "ecr:GetAuthorizationToken", "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeVpcs",
     "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkAcls", "ec2:DescribeManagedPrefixLists",
-    "logs:DescribeLogGroups",
+    "ec2:DescribeAvailabilityZones", "logs:DescribeLogGroups",
 )  # fmt: skip
 # On AWS-managed prefix lists (the S3 one), whose ARNs name the account "aws".
 BOUNDARY_PREFIX_LIST_ACTIONS = ("ec2:GetManagedPrefixListEntries",)
@@ -177,7 +178,15 @@ REQUIRED_ACTIONS = {
     "Custom::NetworkInterfaceCleanup": INVOKE_CUSTODIAN,
     "Custom::EmptyBucket": INVOKE_CUSTODIAN,
     "Custom::RepositoryOnDelete": INVOKE_CUSTODIAN,
+    "Custom::ZonePlan": INVOKE_CUSTODIAN,
 }  # fmt: skip
+
+# What CloudFormation calls to check the values of AWS-specific parameter types before it
+# creates anything, with the credentials of whoever calls CreateStack or UpdateStack: under
+# Service Catalog, the launch role.
+PARAMETER_TYPE_ACTIONS = {
+    "List<AWS::EC2::AvailabilityZone::Name>": ("ec2:DescribeAvailabilityZones",),
+}
 
 # Permissions the CloudFormation handlers of these types list that this product never needs,
 # grouped by why.

@@ -3,8 +3,9 @@ every skip justified in the resource's Metadata, and every skip needed: with the
 stripped, each skipped check really fails on its resource. checkov lives in its own
 virtualenv (.venv-checkov, made by `make test`) because it pins an older boto3 than ours.
 
-One checkov run scans both copies (it costs ~40 s): ``templates/`` as shipped, and
-``stripped/`` (one region and the launch role) with every checkov skip removed."""
+One checkov run scans both copies (it costs ~40 s): ``templates/`` as shipped (the product
+template, the same for every region, and the launch role), and ``stripped/`` with every
+checkov skip removed."""
 
 import json
 import os
@@ -13,19 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from build import render_launch_role
+from build import PRODUCT_FILE, render_launch_role
 from templates.launch_role import FILE_NAME as LAUNCH_ROLE
-from tests.helpers import REGIONS, ROOT, SETTINGS, rendered
+from tests.helpers import ROOT, SETTINGS, rendered
 
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
-STRIPPED_REGION = "eu-central-1"
 
 
 def templates():
     """{file name: template dict} of everything the build ships."""
-    shipped = {f"{region}.json": rendered(region) for region in REGIONS}
-    shipped[LAUNCH_ROLE] = json.loads(render_launch_role(SETTINGS))
-    return shipped
+    return {PRODUCT_FILE: rendered(), LAUNCH_ROLE: json.loads(render_launch_role(SETTINGS))}
 
 
 def skips_of(template):
@@ -50,10 +48,7 @@ def checkov_results(tmp_path_factory):
     assert CHECKOV.exists(), f"{CHECKOV} missing: run `make test` (or set CHECKOV=path)"
     root = tmp_path_factory.mktemp("checkov")
     for name, template in templates().items():
-        copies = {"templates": template}
-        if name in (f"{STRIPPED_REGION}.json", LAUNCH_ROLE):
-            copies["stripped"] = without_skips(template)
-        for folder, body in copies.items():
+        for folder, body in {"templates": template, "stripped": without_skips(template)}.items():
             (root / folder).mkdir(exist_ok=True)
             (root / folder / name).write_text(json.dumps(body))
     result = subprocess.run(
@@ -85,30 +80,24 @@ def _by_file(reports):
 
 def test_checkov_has_zero_failed_checks(checkov_results):
     shipped = checkov_results["templates"]
-    assert set(shipped) == {f"{region}.json" for region in REGIONS} | {LAUNCH_ROLE}
+    assert set(shipped) == {PRODUCT_FILE, LAUNCH_ROLE}
     failed = [(name, *check) for name, results in shipped.items() for check in results["failed"]]
     assert failed == []
 
 
 def test_every_skip_is_needed_each_skipped_check_fails_without_it(checkov_results):
     shipped = templates()
-    assert set(checkov_results["stripped"]) == {f"{STRIPPED_REGION}.json", LAUNCH_ROLE}
+    assert set(checkov_results["stripped"]) == {PRODUCT_FILE, LAUNCH_ROLE}
     for name, results in checkov_results["stripped"].items():
         assert results["failed"] == skips_of(shipped[name]), name
         assert checkov_results["templates"][name]["skipped"] == skips_of(shipped[name]), name
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_every_checkov_skip_has_a_reason(region):
+def test_every_checkov_skip_has_a_reason():
     skips = 0
-    for logical_id, resource in rendered(region)["Resources"].items():
+    for logical_id, resource in rendered()["Resources"].items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             skips += 1
             assert skip.get("id", "").startswith("CKV"), (logical_id, skip)
             assert len(skip.get("comment", "").strip()) >= 15, f"{logical_id}: {skip} has no reason"
     assert skips > 0
-
-
-def test_the_skips_are_the_same_in_every_region():
-    """So stripping one region's template proves every region's skips needed."""
-    assert len({frozenset(skips_of(rendered(region))) for region in REGIONS}) == 1

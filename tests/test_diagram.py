@@ -1,4 +1,5 @@
-"""The README diagram: derived from the rendered templates, structurally valid Mermaid, stable."""
+"""The README diagram: derived from the rendered product template (rendered here, in memory, as
+build.py writes it to dist/), structurally valid Mermaid, stable."""
 
 import copy
 import json
@@ -12,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from templates.diagram import README_END, README_START, embed, mermaid
-from templates.launch_role import FILE_NAME as LAUNCH_ROLE
+from build import PRODUCT_FILE
+from templates.diagram import README_END, README_START, SOURCE, embed, mermaid
+from tests.helpers import rendered
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "dist"
-ZONES = {"eu-central-1": 3, "us-east-1": 6}
-# The product templates; the launch role's template is not drawn.
-DIST_FILES = sorted(path.name for path in DIST.glob("*.json") if path.name != LAUNCH_ROLE)
+# The product template; the launch role's template is not drawn.
+DIST_FILES = [PRODUCT_FILE]
+ZONE_LETTERS = "abcdef"
 
 ID = re.compile(r"^[A-Za-z0-9_]+$")
 SUBGRAPH = re.compile(r'^subgraph (?P<id>\S+)\["(?P<label>[^"]*)"\]$')
@@ -90,9 +91,9 @@ def parse(text):
     return chart
 
 
-@cache
 def template(name):
-    return json.loads((DIST / name).read_text())
+    assert name == PRODUCT_FILE, name
+    return rendered()
 
 
 @cache
@@ -127,19 +128,20 @@ def test_chart_is_structurally_valid_mermaid(name):
     assert len(pairs) == len(set(pairs)), "one edge per pair of nodes"
 
 
-@pytest.mark.parametrize("region, zones", sorted(ZONES.items()))
-def test_one_zone_subgraph_per_subnet_zone_inside_the_vpc(region, zones):
-    tmpl, drawn = template(f"{region}.json"), chart(f"{region}.json")
+def test_one_zone_slot_subgraph_per_zone_letter_inside_the_vpc():
+    tmpl, drawn = template(PRODUCT_FILE), chart(PRODUCT_FILE)
     subnets = of_type(tmpl, "AWS::EC2::Subnet")
-    subnet_zones = {tmpl["Resources"][s]["Properties"]["AvailabilityZoneId"] for s in subnets}
-    zone_graphs = {k: v for k, v in drawn.subgraphs.items() if v.startswith("AZ ")}
-    assert len(zone_graphs) == len(subnet_zones) == zones
+    zone_graphs = {k: v for k, v in drawn.subgraphs.items() if v.startswith("zone ")}
+    assert sorted(zone_graphs.values()) == [f"zone {x} (optional)" for x in ZONE_LETTERS]
+    assert not any(v.startswith("AZ ") for v in drawn.subgraphs.values())
     (vpc,) = of_type(tmpl, "AWS::EC2::VPC")
     assert node(vpc) in drawn.subgraphs
     assert all(drawn.parent[z] == node(vpc) for z in zone_graphs)
     for subnet in subnets:
-        zone = tmpl["Resources"][subnet]["Properties"]["AvailabilityZoneId"]
-        assert zone in drawn.subgraphs[drawn.parent[node(subnet)]]
+        zone = tmpl["Resources"][subnet]["Properties"]["AvailabilityZone"]["Fn::Sub"]
+        letter = zone.removeprefix("${AWS::Region}")
+        assert drawn.subgraphs[drawn.parent[node(subnet)]] == f"zone {letter} (optional)"
+        assert drawn.nodes[node(subnet)] == f"Subnet<br/>{subnet}"  # optional: said once
     for association in of_type(tmpl, "AWS::EC2::SubnetRouteTableAssociation"):
         properties = tmpl["Resources"][association]["Properties"]
         subnet, table = properties["SubnetId"]["Ref"], properties["RouteTableId"]["Ref"]
@@ -150,6 +152,30 @@ def test_one_zone_subgraph_per_subnet_zone_inside_the_vpc(region, zones):
             assert drawn.parent[node(rid)] == node(vpc)
     for rid in of_type(tmpl, "AWS::EC2::FlowLog"):
         assert drawn.parent[node(rid)] == node(vpc)
+
+
+def test_the_zone_slots_cidrs_come_from_the_zone_plan_in_one_edge():
+    """Each slot's subnet reads its own attribute (CidrA ... CidrF); drawn from the VPC, the
+    one edge names them all, not just the first."""
+    assert chart(PRODUCT_FILE).has_edge(node("Vpc"), node("ZonePlan"), "CidrA..F")
+
+
+@pytest.mark.parametrize(
+    "key, zone, title",
+    [
+        ("AvailabilityZoneId", "euc1-az1", "AZ euc1-az1"),
+        ("AvailabilityZone", "us-east-1a", "AZ us-east-1a"),
+        ("AvailabilityZone", {"Fn::Sub": "${AWS::Region}b"}, "zone b"),
+        ("AvailabilityZone", {"Fn::Sub": "${AWS::Region}"}, "AZ {#quot;Fn::Sub#quot;"),
+        ("AvailabilityZone", {"Fn::Select": [0, {"Fn::GetAZs": ""}]}, "AZ {#quot;Fn::Select"),
+    ],
+)
+def test_zones_are_titled_by_id_name_or_slot(key, zone, title):
+    subnet = {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Net"}, key: zone}}
+    drawn = parse(mermaid({"Resources": {"Net": {"Type": "AWS::EC2::VPC"}, "Sub": subnet}}))
+    [zone_title] = [v for k, v in drawn.subgraphs.items() if k.startswith("zone_")]
+    assert zone_title.startswith(title), zone_title
+    assert drawn.parent["res_Sub"] == next(k for k in drawn.subgraphs if k.startswith("zone_"))
 
 
 @pytest.mark.parametrize("name", DIST_FILES)
@@ -311,7 +337,7 @@ def test_conditional_resources_are_marked_optional(name):
 
 
 def test_optional_logs_bucket_is_dashed_and_labelled():
-    tmpl = copy.deepcopy(template("eu-central-1.json"))
+    tmpl = copy.deepcopy(template(PRODUCT_FILE))
     tmpl["Resources"]["ExtraLogsBucket"] = {
         "Type": "AWS::S3::Bucket",
         "Condition": "CreateLogsBucket",
@@ -326,7 +352,7 @@ def test_optional_logs_bucket_is_dashed_and_labelled():
 
 
 def test_unknown_and_malformed_resources_get_generic_nodes():
-    tmpl = copy.deepcopy(template("eu-central-1.json"))
+    tmpl = copy.deepcopy(template(PRODUCT_FILE))
     tmpl["Resources"].update(
         {
             "Gadget": {
@@ -377,7 +403,7 @@ def test_ids_are_sanitised_and_labels_escaped():
 
 
 def test_same_input_gives_the_same_text():
-    tmpl = template("us-east-1.json")
+    tmpl = template(PRODUCT_FILE)
     shuffled = copy.deepcopy(tmpl)
     shuffled["Resources"] = dict(reversed(list(shuffled["Resources"].items())))
     assert mermaid(tmpl) == mermaid(copy.deepcopy(tmpl)) == mermaid(shuffled)
@@ -385,8 +411,8 @@ def test_same_input_gives_the_same_text():
 
 def test_text_does_not_depend_on_hash_seed():
     code = (
-        "import json, sys; from templates.diagram import mermaid; "
-        "sys.stdout.write(mermaid(json.load(open('dist/us-east-1.json'))))"
+        "import json, sys, build; from templates.diagram import mermaid; "
+        "sys.stdout.write(mermaid(json.loads(build.render())))"
     )
     outputs = {
         subprocess.run(
@@ -400,7 +426,7 @@ def test_text_does_not_depend_on_hash_seed():
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1
-    assert outputs == {mermaid(template("us-east-1.json"))}
+    assert outputs == {mermaid(template(PRODUCT_FILE))}
 
 
 # --- README embedding ------------------------------------------------------------------------
@@ -410,16 +436,15 @@ README = f"# Title\n\nBefore.\n\n{README_START}\nold diagram\n{README_END}\n\nAf
 
 
 def test_embed_replaces_only_between_the_markers():
-    diagram = mermaid(template("eu-central-1.json"))
+    diagram = mermaid(template(PRODUCT_FILE))
     text = embed(README, diagram)
     assert text.startswith(f"# Title\n\nBefore.\n\n{README_START}\n")
     assert text.endswith(f"{README_END}\n\nAfter.\n")
     assert "old diagram" not in text
     inner = text.split(README_START)[1].split(README_END)[0]
-    assert inner.startswith(
-        "\nGenerated by `python build.py` from dist/eu-central-1.json; do not edit.\n"
-    )
+    assert inner.startswith(f"\nGenerated by `python build.py` from {SOURCE}; do not edit.\n")
     assert f"```mermaid\n{diagram}```\n" in inner
+    assert f"dist/{PRODUCT_FILE}" == SOURCE
 
 
 def test_embed_is_idempotent_and_follows_the_diagram():

@@ -1,5 +1,5 @@
 """The Service Catalog launch role (templates/launch_role.py): lint- and checkov-clean, enough
-for every resource of every rendered product template, and no more than the product's names.
+for every resource of the product template, and no more than the product's names.
 
 Policies are checked by evaluating them: a small evaluator matches actions, resource ARNs and
 the condition operators the role uses against requests built from the product's own
@@ -13,26 +13,31 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-import pytest
 from cfnlint.api import ManualArgs, lint
 from cfnlint.data import AdditionalSpecs
 from cfnlint.helpers import load_resource
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from build import known_regions
+from build import commercial_regions, known_regions
 from templates.launch_role import (
     FILE_NAME,
     MAX_ARTIFACT_BUCKET_PREFIX_LENGTH,
     NAMES_NOT_IN_ARNS,
     build_launch_role_template,
 )
-from templates.launch_role_actions import REQUIRED_ACTIONS, UNNEEDED_HANDLER_PERMISSIONS
+from templates.launch_role_actions import (
+    PARAMETER_TYPE_ACTIONS,
+    REQUIRED_ACTIONS,
+    UNNEEDED_HANDLER_PERMISSIONS,
+)
 from templates.names import PATTERNS
-from tests.helpers import REGIONS, ROOT, SETTINGS, rendered, violations
+from tests.helpers import ROOT, SETTINGS, rendered, violations
 
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
 ACCOUNT = "123456789012"
 STACK = f"SC-{ACCOUNT}-pp-abcdefghijklm"  # how Service Catalog names a provisioned product's stack
+# The region of the sample stack: the longest name, so names that embed it are the longest.
+REGION = max(commercial_regions(), key=len)
 SAMPLE = {
     "AWS::Partition": "aws",
     "AWS::AccountId": ACCOUNT,
@@ -49,6 +54,7 @@ PRODUCT_REQUEST = {**VIA_CLOUDFORMATION, "iam:PermissionsBoundary": BOUNDARY}
 STACK_STATEMENTS = {
     "ManageServiceCatalogStacks",
     "InspectTemplates",
+    "ValidateParameterValues",
     "ReadServiceCatalogTemplateCopies",
     "ReadPublishedTemplates",
 }
@@ -189,11 +195,7 @@ def granting(action, resource, context=None, via_cloudformation=True):
 
 
 def product_types():
-    return {
-        resource["Type"]
-        for region in REGIONS
-        for resource in rendered(region)["Resources"].values()
-    }
+    return {resource["Type"] for resource in rendered()["Resources"].values()}
 
 
 def physical_name(logical_id, resource, region):
@@ -216,7 +218,7 @@ def arn_of(logical_id, resource, region):
 def referenced_arn(reference, region):
     """ARN of the resource a ``Ref``/``Fn::GetAtt`` points at, in the same product template."""
     logical_id = reference.get("Ref") or reference.get("Fn::GetAtt", [None])[0]
-    resource = rendered(region)["Resources"][logical_id]
+    resource = rendered()["Resources"][logical_id]
     return arn_of(logical_id, resource, region)
 
 
@@ -449,10 +451,9 @@ def test_every_product_name_is_in_an_arn_or_explained():
         assert wildcard in text or key in NAMES_NOT_IN_ARNS, f"{key}: scope it or explain why not"
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_every_named_product_resource_falls_under_its_grants(region):
-    checked = 0
-    for logical_id, resource in rendered(region)["Resources"].items():
+def test_every_named_product_resource_falls_under_its_grants():
+    region, checked = REGION, 0
+    for logical_id, resource in rendered()["Resources"].items():
         if resource["Type"] not in NAMED:
             continue
         arn = arn_of(logical_id, resource, region)
@@ -465,9 +466,8 @@ def test_every_named_product_resource_falls_under_its_grants(region):
     assert not granting("logs:DeleteLogGroup", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/x")
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_policies_attach_roles_pass_and_custom_resources_invoke_as_the_product_needs(region):
-    resources = rendered(region)["Resources"]
+def test_policies_attach_roles_pass_and_custom_resources_invoke_as_the_product_needs():
+    region, resources = REGION, rendered()["Resources"]
     for logical_id, resource in resources.items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::IAM::ManagedPolicy":
@@ -487,3 +487,19 @@ def test_policies_attach_roles_pass_and_custom_resources_invoke_as_the_product_n
             function = properties["ServiceToken"]["Fn::GetAtt"][0]
             assert resources[function]["Type"] == "AWS::Lambda::Function", logical_id
             assert granting("lambda:InvokeFunction", referenced_arn({"Ref": function}, region))
+
+
+def test_the_role_may_check_every_aws_specific_parameter_value():
+    """CloudFormation checks such values (the picked zones) with the launch role's credentials,
+    before it creates anything: without the action, every launch fails at once."""
+    types = {
+        definition["Type"]
+        for definition in rendered()["Parameters"].values()
+        if "AWS::" in definition["Type"]
+    }
+    assert types == {"List<AWS::EC2::AvailabilityZone::Name>"}
+    assert sorted(types - set(PARAMETER_TYPE_ACTIONS)) == [], "map them in PARAMETER_TYPE_ACTIONS"
+    for kind in types:
+        for action in PARAMETER_TYPE_ACTIONS[kind]:
+            assert granting(action, "*", via_cloudformation=False), action
+    assert not granting("ec2:DescribeInstanceAttribute", "*", via_cloudformation=False)

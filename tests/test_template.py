@@ -1,13 +1,27 @@
-"""The rendered templates, checked statically against the reference (components-runtime.md)."""
+"""The rendered template, checked statically against the reference (components-runtime.md).
 
+One template serves every region; tests/test_zone_conditions.py resolves its zone slots."""
+
+import ipaddress
 import json
 from collections import Counter
+from resource import RUSAGE_CHILDREN, RUSAGE_SELF, getrusage
 
 import pytest
 
-from build import MAX_TEMPLATE_BODY_BYTES, lint, render
+import build
+from build import (
+    MAX_TEMPLATE_BODY_BYTES,
+    PRODUCT_FILE,
+    commercial_regions,
+    render,
+    render_all,
+)
+from templates.functions.zone_plan import plan
+from templates.launch_role import FILE_NAME as LAUNCH_ROLE
+from templates.network import VPC_PREFIX_LENGTHS
 from templates.outputs import GRAND_CHALLENGE_SETTINGS
-from tests.helpers import REGIONS, ROOT, SETTINGS, rendered
+from tests.helpers import ROOT, SETTINGS, rendered
 
 
 def resources_of_type(template, resource_type):
@@ -20,38 +34,76 @@ def statements(template, logical_id):
     return {statement.get("Sid"): statement for statement in document["Statement"]}
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_cfn_lint_has_no_errors_or_warnings(region):
-    assert lint(region, render(region, SETTINGS["regions"][region])) == []
+# Regions opened lately: cfn-lint knows which resource types and attributes each region has, and
+# the template, the same bytes everywhere, must hold in every one of them.
+NEWER_REGIONS = {"ap-southeast-5", "mx-central-1", "il-central-1", "ca-west-1"}
 
 
-# The inlined custom-resource code (about 35 KB as a JSON string) takes the templates past the
-# 51,200 bytes `deploy` accepts without a bucket, and the resources alone come to about 58 KB;
+def test_cfn_lint_passes_both_templates_in_every_commercial_region():
+    """Linted in chunks of regions by forked workers. The bound is on CPU time, which a shared
+    machine does not stretch: 60 CPU seconds is 30 s of wall time on 2 idle cores (measured:
+    ~27 CPU seconds for 34 regions)."""
+    regions = commercial_regions()
+    assert len(regions) >= 30 and set(regions) >= NEWER_REGIONS
+    before = cpu_seconds()
+    results = render_all(SETTINGS, regions)
+    spent = cpu_seconds() - before
+    assert {name: findings for name, (_, findings) in results.items()} == {
+        PRODUCT_FILE: [],
+        LAUNCH_ROLE: [],
+    }
+    assert spent < 60, f"linting {len(regions)} regions took {spent:.0f} CPU seconds"
+
+
+def cpu_seconds():
+    """CPU time of this process and of its finished children (the lint workers)."""
+    own, children = (getrusage(who) for who in (RUSAGE_SELF, RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def test_the_chunked_lint_reports_what_any_chunk_finds(monkeypatch):
+    """The zero above can fail: a resource type no region has is reported for each region,
+    from the workers of both chunks."""
+    broken = json.loads(render())
+    broken["Resources"]["Probe"] = {"Type": "AWS::Not::AType", "Properties": {}}
+    monkeypatch.setattr(build, "render", lambda: json.dumps(broken).encode())
+    regions = commercial_regions()[: build.LINT_CHUNK + 1]  # two chunks
+    results = render_all(SETTINGS, regions)
+    assert results[PRODUCT_FILE][1] == [
+        f"E3006 Resource type 'AWS::Not::AType' does not exist in '{region}' (Resources/Probe/Type)"
+        for region in regions
+    ]
+    assert results[LAUNCH_ROLE][1] == []
+
+
+# The inlined custom-resource code (about 37 KB as a JSON string) takes the template past the
+# 51,200 bytes `deploy` accepts without a bucket, and the rest comes to about 65 KB;
 # this budget keeps growth deliberate (CloudFormation's own limit is 1 MB).
 TEMPLATE_BUDGET_BYTES = 105_000
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_template_size_is_within_budget_and_the_readme_says_how_to_deploy(region):
-    size = len(render(region, SETTINGS["regions"][region]))
+def test_template_size_is_within_budget_and_the_readme_says_how_to_deploy():
+    size = len(render())
     assert size < TEMPLATE_BUDGET_BYTES
     if size > MAX_TEMPLATE_BODY_BYTES:
         readme = (ROOT / "README.md").read_text()
         assert "--s3-bucket" in readme
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_no_hard_coded_partition(region):
-    assert "arn:aws:" not in render(region, SETTINGS["regions"][region]).decode()
+def test_no_hard_coded_partition_or_region():
+    text = render().decode()
+    assert "arn:aws:" not in text
+    assert [region for region in commercial_regions() if region in text] == []
 
 
 def expected_inventory(zones):
-    """Resource counts by type for a region with ``zones`` availability zones.
+    """Resource counts by type of a template with ``zones`` subnet slots.
 
     The reference's resources, plus: one custodian function (role, policy, log group) behind
     the custom resources, a daily schedule that re-syncs the S3 network ACL, TLS-only bucket
     policies, the stand-alone queue and logs bucket (conditional), one emptier per bucket.
-    The training-jobs log group is a custom resource (created or adopted).
+    The training-jobs log group is a custom resource (created or adopted); the zone plan
+    gives each picked zone's subnet its CIDR.
     Deviation: one network ACL shared by the private subnets (identical rules)."""
     return Counter(
         {
@@ -88,56 +140,50 @@ def expected_inventory(zones):
             "Custom::VpcLockdown": 1,
             "Custom::NetworkInterfaceCleanup": 1,
             "Custom::RepositoryOnDelete": 4,
+            "Custom::ZonePlan": 1,
         }
     )
 
 
-@pytest.mark.parametrize("region, zones", [("eu-central-1", 3), ("us-east-1", 6)])
-def test_resource_inventory_matches_the_reference(region, zones):
-    template = rendered(region)
-    assert Counter(r["Type"] for r in template["Resources"].values()) == expected_inventory(zones)
+ZONE_SLOTS = 6  # one per zone letter a-f: no commercial region has a seventh zone
 
 
-def test_one_subnet_per_zone_pinned_by_zone_id_with_fixed_slices():
-    template = rendered("us-east-1")
-    subnets = resources_of_type(template, "AWS::EC2::Subnet")
-    zone_ids = SETTINGS["regions"]["us-east-1"]
-    assert sorted(s["Properties"]["AvailabilityZoneId"] for s in subnets.values()) == zone_ids
-    for subnet in subnets.values():
-        properties = subnet["Properties"]
-        index = zone_ids.index(properties["AvailabilityZoneId"])
-        select = properties["CidrBlock"]["Fn::Select"]
-        assert select[0] == index  # slice = zone index, so dropping a zone renumbers nothing
-        assert select[1]["Fn::Cidr"][0] == {"Ref": "VpcCidr"}
-        assert select[1]["Fn::Cidr"][1] == 16
-        assert (
-            subnet["Condition"]
-            == f"UseZone{properties['AvailabilityZoneId'].title().replace('-', '')}"
-        )
-        assert properties["MapPublicIpOnLaunch"] is False
+def test_resource_inventory_matches_the_reference():
+    template = rendered()
+    assert Counter(r["Type"] for r in template["Resources"].values()) == expected_inventory(
+        ZONE_SLOTS
+    )
 
 
-def evaluate_host_bits(expression, prefix_length):
-    """Evaluate the nested Fn::If that picks the slice size for a VPC prefix length."""
-    while isinstance(expression, dict):
-        condition, when_true, when_false = expression["Fn::If"]
-        expression = when_true if condition == f"VpcPrefix{prefix_length}" else when_false
-    return int(expression)
+def test_the_zone_plan_reads_the_picked_zones_and_the_vpc_cidr():
+    plan_resource = rendered()["Resources"]["ZonePlan"]
+    assert plan_resource["Type"] == "Custom::ZonePlan"
+    properties = plan_resource["Properties"]
+    assert properties["Zones"] == {"Ref": "AvailabilityZones"}
+    assert properties["VpcCidr"] == {"Ref": "VpcCidr"}
+    assert "Condition" not in plan_resource  # every stack has at least one zone
+    read = statements(rendered(), "CustodianPolicy")["ReadZoneIds"]
+    assert (read["Action"], read["Resource"]) == (["ec2:DescribeAvailabilityZones"], ["*"])
 
 
-@pytest.mark.parametrize("prefix_length", range(16, 25))
+@pytest.mark.parametrize("prefix_length", VPC_PREFIX_LENGTHS)
 def test_subnets_are_one_sixteenth_of_the_vpc_whatever_its_size(prefix_length):
-    template = rendered("eu-west-1")
-    subnet = next(iter(resources_of_type(template, "AWS::EC2::Subnet").values()))
-    host_bits = subnet["Properties"]["CidrBlock"]["Fn::Select"][1]["Fn::Cidr"][2]
-    assert 32 - evaluate_host_bits(host_bits, prefix_length) == prefix_length + 4
-    if prefix_length < 24:
-        condition = template["Conditions"][f"VpcPrefix{prefix_length}"]["Fn::Equals"]
-        assert condition[1] == str(prefix_length)
+    """Every VPC size the VpcCidr parameter takes has 16 slices; zone ids az1 and az16 get
+    the first and the last."""
+    vpc = ipaddress.ip_network(f"10.0.0.0/{prefix_length}")
+    zones = [
+        {"ZoneName": "eu-west-1a", "ZoneId": "euw1-az1", "ZoneType": "availability-zone"},
+        {"ZoneName": "eu-west-1b", "ZoneId": "euw1-az16", "ZoneType": "availability-zone"},
+    ]
+    cidrs = plan(zones, str(vpc), "eu-west-1")
+    first, last = (ipaddress.ip_network(cidrs[key]) for key in ("CidrA", "CidrB"))
+    assert first.prefixlen == last.prefixlen == prefix_length + 4
+    assert first.network_address == vpc.network_address
+    assert last.broadcast_address == vpc.broadcast_address
 
 
 def test_security_group_allows_only_https_to_the_s3_prefix_list():
-    template = rendered("eu-central-1")
+    template = rendered()
     group = template["Resources"]["ExecutionSecurityGroup"]["Properties"]
     assert "SecurityGroupIngress" not in group
     assert group["SecurityGroupEgress"] == [
@@ -152,10 +198,13 @@ def test_security_group_allows_only_https_to_the_s3_prefix_list():
 
 
 def test_s3_endpoint_only_serves_the_execution_role_on_job_io():
-    template = rendered("eu-central-1")
+    template = rendered()
     endpoint = template["Resources"]["S3GatewayEndpoint"]["Properties"]
     assert endpoint["VpcEndpointType"] == "Gateway"
-    assert len(endpoint["RouteTableIds"]) == 3
+    assert endpoint["RouteTableIds"] == [
+        {"Fn::If": [f"UseZone{slot}", {"Ref": f"PrivateRouteTable{slot}"}, {"Ref": "AWS::NoValue"}]}
+        for slot in "ABCDEF"
+    ]  # every picked zone's route table, and only those
     policy = {s["Sid"]: s for s in endpoint["PolicyDocument"]["Statement"]}
     assert set(policy) == {"ReadInputs", "WriteOutputs"}
     assert policy["ReadInputs"]["Action"] == ["s3:GetObject"]
@@ -167,7 +216,7 @@ def test_s3_endpoint_only_serves_the_execution_role_on_job_io():
 
 
 def test_flow_log_writes_hourly_hive_parquet_under_vpc_prefix():
-    flow_log = rendered("eu-central-1")["Resources"]["VpcFlowLog"]["Properties"]
+    flow_log = rendered()["Resources"]["VpcFlowLog"]["Properties"]
     assert flow_log["TrafficType"] == "ALL"
     assert flow_log["DestinationOptions"] == {
         "FileFormat": "parquet",
@@ -179,7 +228,7 @@ def test_flow_log_writes_hourly_hive_parquet_under_vpc_prefix():
 
 @pytest.mark.parametrize("bucket", ["InputsBucket", "OutputsBucket"])
 def test_io_buckets_are_private_encrypted_logged_and_expire(bucket):
-    properties = rendered("eu-central-1")["Resources"][bucket]["Properties"]
+    properties = rendered()["Resources"][bucket]["Properties"]
     assert properties["PublicAccessBlockConfiguration"] == dict.fromkeys(
         ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
     )
@@ -204,7 +253,7 @@ def test_io_buckets_are_private_encrypted_logged_and_expire(bucket):
 
 
 def test_repositories_are_immutable_scanned_and_under_the_prefix():
-    repositories = resources_of_type(rendered("eu-central-1"), "AWS::ECR::Repository")
+    repositories = resources_of_type(rendered(), "AWS::ECR::Repository")
     for repository in repositories.values():
         properties = repository["Properties"]
         assert properties["ImageTagMutability"] == "IMMUTABLE"
@@ -213,7 +262,7 @@ def test_repositories_are_immutable_scanned_and_under_the_prefix():
 
 
 def test_kms_key_rotates_and_logs_may_use_it_only_for_our_two_groups():
-    template = rendered("eu-central-1")
+    template = rendered()
     assert template["Resources"]["LogsKey"]["Properties"]["EnableKeyRotation"] is True
     policy = statements(template, "LogsKey")
     logs_statement = policy["CloudWatchLogsUsesForOurGroups"]
@@ -314,13 +363,13 @@ STAR_RESOURCES = {
     ("CustodianPolicy", "FindLogGroups"),
     ("CustodianPolicy", "FindVpcDefaults"),
     ("CustodianPolicy", "FindJobNetworkInterfaces"),
+    ("CustodianPolicy", "ReadZoneIds"),
 }
 POLICIES = ["ExecutionPolicy", "SchedulePolicy", "LogsPolicy", "EcrReadWriteDeletePolicy"]
 
 
-@pytest.mark.parametrize("region", ["eu-central-1", "us-east-1"])
-def test_every_reference_iam_statement_is_present_with_the_same_actions(region):
-    template = rendered(region)
+def test_every_reference_iam_statement_is_present_with_the_same_actions():
+    template = rendered()
     found = {
         (policy, sid): statement["Action"]
         for policy in POLICIES
@@ -333,7 +382,7 @@ def test_every_reference_iam_statement_is_present_with_the_same_actions(region):
 
 
 def test_no_star_resource_except_where_the_reference_has_it():
-    template = rendered("us-east-1")
+    template = rendered()
     stars = set()
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
@@ -350,7 +399,7 @@ def test_no_star_resource_except_where_the_reference_has_it():
 
 
 def test_create_training_job_carries_every_condition():
-    template = rendered("us-east-1")
+    template = rendered()
     statement = statements(template, "SchedulePolicy")["CreateSageMakerJobs"]
     jobs = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/"
     assert statement["Resource"] == [
@@ -377,7 +426,7 @@ def test_create_training_job_carries_every_condition():
 
 
 def test_pass_role_only_on_the_execution_role_and_logs_scoped_to_our_streams():
-    template = rendered("eu-central-1")
+    template = rendered()
     schedule = statements(template, "SchedulePolicy")
     assert schedule["PassExecutionRole"]["Resource"] == [{"Fn::GetAtt": ["ExecutionRole", "Arn"]}]
     assert schedule["PassExecutionRole"]["Condition"] == {
@@ -392,11 +441,20 @@ def test_pass_role_only_on_the_execution_role_and_logs_scoped_to_our_streams():
     assert [r["Fn::Sub"].split(":log-group:")[1] for r in put] == [group + s for s in ours]
 
 
+def subnet_arn(slot):
+    arn = "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/${Id}"
+    return {"Fn::Sub": [arn, {"Id": {"Ref": f"PrivateSubnet{slot}"}}]}
+
+
 def test_execution_role_attaches_to_our_subnets_and_sg_only_in_our_vpc():
-    template = rendered("eu-central-1")
+    template = rendered()
     execution = statements(template, "ExecutionPolicy")
     attach = execution["AttachToVPC"]["Resource"]
-    assert len(attach) == 3 + 2  # three subnets, the security group, network interfaces
+    assert len(attach) == ZONE_SLOTS + 2  # the subnets, the security group, network interfaces
+    assert attach[:ZONE_SLOTS] == [
+        {"Fn::If": [f"UseZone{slot}", subnet_arn(slot), {"Ref": "AWS::NoValue"}]}
+        for slot in "ABCDEF"
+    ]
     for sid in ("ModifyInterfaces", "DetachFromVPC"):
         vpc = execution[sid]["Condition"]["ArnEquals"]["ec2:Vpc"]
         assert vpc["Fn::Sub"][0].endswith(":vpc/${Id}")
@@ -413,9 +471,8 @@ def test_execution_role_attaches_to_our_subnets_and_sg_only_in_our_vpc():
     ]
 
 
-@pytest.mark.parametrize("region", REGIONS)
-def test_outputs_cover_the_module_and_every_grand_challenge_setting(region):
-    outputs = rendered(region)["Outputs"]
+def test_outputs_cover_the_module_and_every_grand_challenge_setting():
+    outputs = rendered()["Outputs"]
     module_outputs = {
         "EcrRepositories",
         "RegistryUrl",
@@ -441,7 +498,7 @@ def test_outputs_cover_the_module_and_every_grand_challenge_setting(region):
 
 
 def test_console_groups_and_labels_cover_every_parameter():
-    template = rendered("us-west-2")
+    template = rendered()
     interface = template["Metadata"]["AWS::CloudFormation::Interface"]
     grouped = [p for group in interface["ParameterGroups"] for p in group["Parameters"]]
     assert sorted(grouped) == sorted(template["Parameters"])
@@ -449,7 +506,7 @@ def test_console_groups_and_labels_cover_every_parameter():
 
 
 def test_rendering_is_deterministic():
-    region = "us-west-2"
-    first = render(region, SETTINGS["regions"][region])
-    assert render(region, SETTINGS["regions"][region]) == first
-    assert json.loads(first) == rendered(region)
+    first = render()
+    assert render() == first
+    assert json.loads(first) == rendered()
+    assert first == json.dumps(rendered(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
