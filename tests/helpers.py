@@ -13,10 +13,8 @@ REGIONS = sorted(SETTINGS["regions"])  # the regions the template is published t
 
 
 @cache
-def rendered(region=None):
-    """The product template dict exactly as build.py writes it: one template serves every
-    region, so ``region`` (kept for tests that resolve it per region) changes nothing."""
-    del region
+def rendered():
+    """The product template dict exactly as build.py writes it (the same for every region)."""
     return json.loads(render())
 
 

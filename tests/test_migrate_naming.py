@@ -101,8 +101,8 @@ def test_module_patterns_fit_the_services_limits_at_the_longest_prefix():
 def test_every_product_template_keeps_region_unique_names_unless_told_otherwise():
     """NameStyle defaults to region-unique; each name that differs in the module chooses by
     its condition, and nothing else refers to it."""
-    for region in SETTINGS["regions"]:
-        template = rendered(region)
+    template = rendered()
+    for region in SETTINGS["regions"]:  # the names carry the region the stack resolves
         assert template["Parameters"]["NameStyle"]["Default"] == "region-unique"
         assert template["Conditions"][names.USE_TERRAFORM_MODULE_NAMES] == {
             "Fn::Equals": [{"Ref": "NameStyle"}, "terraform-module"]
