@@ -240,15 +240,7 @@ def _add_zone_choice(stack: Stack):
             ]
         },
     )
-    allow_custodian(
-        stack,
-        Statement(
-            Sid="ReadZoneIds",
-            Effect=Allow,
-            Action=[ec2_actions.DescribeAvailabilityZones],
-            Resource=["*"],  # Describe* take no resource ARN
-        ),
-    )
+    _allow_custodian_to_describe(stack, "ReadZoneIds", ec2_actions.DescribeAvailabilityZones)
     add_custom_resource(
         stack, ZONE_PLAN, ZONE_PLAN, 120, Zones=Ref(ZONES_PARAMETER), VpcCidr=Ref("VpcCidr")
     )
@@ -354,14 +346,11 @@ def add_s3_network_acl_sync(stack: Stack, network: Network):
 
     The custom resource also returns the prefix list id the security group egress uses."""
     acl = Ref(network.network_acl)
-    allow_custodian(
+    _allow_custodian_to_describe(
         stack,
-        Statement(
-            Sid="ReadS3PrefixListAndAcls",
-            Effect=Allow,
-            Action=[ec2_actions.DescribeManagedPrefixLists, ec2_actions.DescribeNetworkAcls],
-            Resource=["*"],  # Describe* take no resource ARN
-        ),
+        "ReadS3PrefixListAndAcls",
+        ec2_actions.DescribeManagedPrefixLists,
+        ec2_actions.DescribeNetworkAcls,
     )
     allow_custodian(
         stack,
@@ -425,14 +414,11 @@ def add_vpc_lockdown(stack: Stack, network: Network):
     """Strip the VPC's default security group of its rules and its default network ACL of its
     allow entries (CloudFormation cannot manage either): nothing can use them by accident."""
     vpc = network.vpc
-    allow_custodian(
+    _allow_custodian_to_describe(
         stack,
-        Statement(
-            Sid="FindVpcDefaults",
-            Effect=Allow,
-            Action=[ec2_actions.DescribeSecurityGroups, ec2_actions.DescribeNetworkAcls],
-            Resource=["*"],  # Describe* take no resource ARN
-        ),
+        "FindVpcDefaults",
+        ec2_actions.DescribeSecurityGroups,
+        ec2_actions.DescribeNetworkAcls,
     )
     allow_custodian(
         stack,
@@ -458,14 +444,8 @@ def add_network_interface_cleanup(stack: Stack, network: Network):
     which would otherwise block deleting the subnets and the group (DependencyViolation).
 
     The resource refers to the subnets and the group, so CloudFormation deletes it first."""
-    allow_custodian(
-        stack,
-        Statement(
-            Sid="FindJobNetworkInterfaces",
-            Effect=Allow,
-            Action=[ec2_actions.DescribeNetworkInterfaces],
-            Resource=["*"],  # Describe* take no resource ARN
-        ),
+    _allow_custodian_to_describe(
+        stack, "FindJobNetworkInterfaces", ec2_actions.DescribeNetworkInterfaces
     )
     allow_custodian(
         stack,
@@ -486,6 +466,11 @@ def add_network_interface_cleanup(stack: Stack, network: Network):
         SecurityGroupId=GetAtt(network.security_group, "GroupId"),
         SubnetIds=network.subnet_ids,
     )
+
+
+def _allow_custodian_to_describe(stack: Stack, sid, *actions):
+    """Grant the custodian EC2 ``Describe*`` calls, which take no resource ARN (hence "*")."""
+    allow_custodian(stack, Statement(Sid=sid, Effect=Allow, Action=list(actions), Resource=["*"]))
 
 
 def ec2_arn(resource_type, resource_id):
