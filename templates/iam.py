@@ -181,9 +181,32 @@ def add_parameters(stack: Stack):
 
 
 def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry):
-    template = stack.template
+    """The execution role with its policy, and the two policies for Grand Challenge's workers.
+
+    The order of the calls is the order of the resources in the template: keep it, or the
+    rendered bytes (and every published diff) change for nothing."""
     add_parameters(stack)
-    execution_role = template.add_resource(
+    execution_role = _add_execution_role(stack)
+    execution_policy = stack.template.add_resource(
+        _policy(
+            "ExecutionPolicy",
+            "execution_policy",
+            "What a Grand Challenge training job may do",
+            [
+                *_job_io_statements(inputs, outputs, registry),
+                *_job_telemetry_statements(),
+                *_job_vpc_statements(network),
+            ],
+            Roles=[Ref(execution_role)],
+        )
+    )
+    schedule_policy = _add_schedule_policy(stack, execution_role, network, inputs, outputs)
+    logs_policy = _add_logs_policy(stack)
+    return Iam(execution_role, execution_policy, schedule_policy, logs_policy)
+
+
+def _add_execution_role(stack: Stack):
+    return stack.template.add_resource(
         iam.Role(
             "ExecutionRole",
             RoleName=name("execution_role"),
@@ -192,117 +215,127 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
             PermissionsBoundary=permissions_boundary(stack),
         )
     )
-    execution_policy = template.add_resource(
-        _policy(
-            "ExecutionPolicy",
-            "execution_policy",
-            "What a Grand Challenge training job may do",
-            [
-                Statement(
-                    Sid="GetAuthorizationToken",
-                    Effect=Allow,
-                    Action=[ecr.GetAuthorizationToken],
-                    Resource=["*"],
-                ),
-                Statement(
-                    Sid="ReadInputs",
-                    Effect=Allow,
-                    Action=[s3.GetObject],
-                    Resource=[_objects(inputs)],
-                ),
-                Statement(
-                    Sid="WriteOutputs",
-                    Effect=Allow,
-                    Action=[s3.PutObject],
-                    Resource=[_objects(outputs)],
-                ),
-                Statement(
-                    Sid="GetRepositoryContents",
-                    Effect=Allow,
-                    Action=[
-                        ecr.BatchCheckLayerAvailability,
-                        ecr.BatchGetImage,
-                        ecr.DescribeImages,
-                        ecr.GetDownloadUrlForLayer,
-                    ],
-                    Resource=registry.repository_arns,
-                ),
-                Statement(
-                    Sid="FindLogStreams",
-                    Effect=Allow,
-                    Action=[
-                        logs.CreateLogGroup,  # SageMaker creates the group even when it exists
-                        logs.DescribeLogStreams,
-                    ],
-                    Resource=[
-                        Sub("${Group}:*", Group=Logs.log_group_arn("training_jobs_log_group"))
-                    ],
-                ),
-                Statement(
-                    # Only this deployment's streams: the role's credentials reach the
-                    # participant's code, which must not write into a sibling's job logs.
-                    Sid="PutLogEvents",
-                    Effect=Allow,
-                    Action=[logs.CreateLogStream, logs.PutLogEvents],
-                    Resource=[
-                        arn("logs", TRAINING_JOBS_LOG_STREAMS + stream)
-                        for stream in training_job_log_streams()
-                    ],
-                ),
-                Statement(
-                    Sid="PutMetrics",
-                    Effect=Allow,
-                    Action=[cloudwatch.PutMetricData],
-                    Resource=["*"],  # CloudWatch metrics have no resource-level permissions
-                ),
-                Statement(
-                    Sid="ViewVPCInfo",
-                    Effect=Allow,
-                    Action=[
-                        ec2.DescribeNetworkInterfaces,
-                        ec2.DescribeSubnets,
-                        ec2.DescribeSecurityGroups,
-                        ec2.DescribeVpcs,
-                        ec2.DescribeDhcpOptions,
-                    ],
-                    Resource=["*"],  # Describe* calls have no resource-level permissions
-                ),
-                Statement(
-                    Sid="AttachToVPC",
-                    Effect=Allow,
-                    Action=[ec2.CreateNetworkInterface],
-                    Resource=[
-                        *network.subnet_arns,
-                        ec2_arn("security-group", GetAtt(network.security_group, "GroupId")),
-                        NETWORK_INTERFACES,
-                    ],
-                ),
-                Statement(
-                    Sid="DetachFromVPC",
-                    Effect=Allow,
-                    Action=[ec2.DeleteNetworkInterface],
-                    Resource=[NETWORK_INTERFACES],
-                    # Only this VPC's interfaces, not every one in the region. The Service
-                    # Authorization Reference lists ec2:Vpc among DeleteNetworkInterface's
-                    # network-interface condition keys: EC2 sets it from the interface itself,
-                    # whoever calls (SageMaker here).
-                    Condition=Condition(ArnEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
-                ),
-                Statement(
-                    Sid="ModifyInterfaces",
-                    Effect=Allow,
-                    Action=[
-                        ec2.CreateNetworkInterfacePermission,
-                        ec2.DeleteNetworkInterfacePermission,
-                    ],
-                    Resource=[NETWORK_INTERFACES],
-                    Condition=Condition(ArnEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc)))),
-                ),
+
+
+def _job_io_statements(inputs, outputs, registry: Registry):
+    """A job pulls its image from the stack's repositories, reads inputs, writes outputs."""
+    return [
+        Statement(
+            Sid="GetAuthorizationToken",
+            Effect=Allow,
+            Action=[ecr.GetAuthorizationToken],
+            Resource=["*"],
+        ),
+        Statement(
+            Sid="ReadInputs",
+            Effect=Allow,
+            Action=[s3.GetObject],
+            Resource=[_objects(inputs)],
+        ),
+        Statement(
+            Sid="WriteOutputs",
+            Effect=Allow,
+            Action=[s3.PutObject],
+            Resource=[_objects(outputs)],
+        ),
+        Statement(
+            Sid="GetRepositoryContents",
+            Effect=Allow,
+            Action=[
+                ecr.BatchCheckLayerAvailability,
+                ecr.BatchGetImage,
+                ecr.DescribeImages,
+                ecr.GetDownloadUrlForLayer,
             ],
-            Roles=[Ref(execution_role)],
-        )
-    )
-    schedule_policy = template.add_resource(
+            Resource=registry.repository_arns,
+        ),
+    ]
+
+
+def _job_telemetry_statements():
+    """A job writes its own logs and metrics."""
+    return [
+        Statement(
+            Sid="FindLogStreams",
+            Effect=Allow,
+            Action=[
+                logs.CreateLogGroup,  # SageMaker creates the group even when it exists
+                logs.DescribeLogStreams,
+            ],
+            Resource=[Sub("${Group}:*", Group=Logs.log_group_arn("training_jobs_log_group"))],
+        ),
+        Statement(
+            # Only this deployment's streams: the role's credentials reach the
+            # participant's code, which must not write into a sibling's job logs.
+            Sid="PutLogEvents",
+            Effect=Allow,
+            Action=[logs.CreateLogStream, logs.PutLogEvents],
+            Resource=[
+                arn("logs", TRAINING_JOBS_LOG_STREAMS + stream)
+                for stream in training_job_log_streams()
+            ],
+        ),
+        Statement(
+            Sid="PutMetrics",
+            Effect=Allow,
+            Action=[cloudwatch.PutMetricData],
+            Resource=["*"],  # CloudWatch metrics have no resource-level permissions
+        ),
+    ]
+
+
+def _job_vpc_statements(network: Network):
+    """SageMaker, as the job's role, attaches the job to the stack's subnets and detaches it."""
+    in_this_vpc = Condition(ArnEquals("ec2:Vpc", ec2_arn("vpc", Ref(network.vpc))))
+    return [
+        Statement(
+            Sid="ViewVPCInfo",
+            Effect=Allow,
+            Action=[
+                ec2.DescribeNetworkInterfaces,
+                ec2.DescribeSubnets,
+                ec2.DescribeSecurityGroups,
+                ec2.DescribeVpcs,
+                ec2.DescribeDhcpOptions,
+            ],
+            Resource=["*"],  # Describe* calls have no resource-level permissions
+        ),
+        Statement(
+            Sid="AttachToVPC",
+            Effect=Allow,
+            Action=[ec2.CreateNetworkInterface],
+            Resource=[
+                *network.subnet_arns,
+                ec2_arn("security-group", GetAtt(network.security_group, "GroupId")),
+                NETWORK_INTERFACES,
+            ],
+        ),
+        Statement(
+            Sid="DetachFromVPC",
+            Effect=Allow,
+            Action=[ec2.DeleteNetworkInterface],
+            Resource=[NETWORK_INTERFACES],
+            # Only this VPC's interfaces, not every one in the region. The Service
+            # Authorization Reference lists ec2:Vpc among DeleteNetworkInterface's
+            # network-interface condition keys: EC2 sets it from the interface itself,
+            # whoever calls (SageMaker here).
+            Condition=in_this_vpc,
+        ),
+        Statement(
+            Sid="ModifyInterfaces",
+            Effect=Allow,
+            Action=[
+                ec2.CreateNetworkInterfacePermission,
+                ec2.DeleteNetworkInterfacePermission,
+            ],
+            Resource=[NETWORK_INTERFACES],
+            Condition=in_this_vpc,
+        ),
+    ]
+
+
+def _add_schedule_policy(stack: Stack, execution_role, network: Network, inputs, outputs):
+    return stack.template.add_resource(
         _policy(
             "SchedulePolicy",
             "schedule_policy",
@@ -318,36 +351,7 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                         StringEquals("iam:PassedToService", "sagemaker.amazonaws.com")
                     ),
                 ),
-                Statement(
-                    Sid="CreateSageMakerJobs",
-                    Effect=Allow,
-                    Action=[sagemaker.CreateTrainingJob],
-                    Resource=_training_jobs(),
-                    Condition=Condition(
-                        [
-                            NumericLessThanEquals(
-                                "sagemaker:MaxRuntimeInSeconds", Ref("MaximumRuntimeSeconds")
-                            ),
-                            Null(
-                                {
-                                    "sagemaker:VpcSubnets": "false",
-                                    "sagemaker:VpcSecurityGroupIds": "false",
-                                    "sagemaker:InstanceTypes": "false",
-                                }
-                            ),
-                            ForAllValuesStringEquals(
-                                {
-                                    "sagemaker:VpcSubnets": network.subnet_ids,
-                                    "sagemaker:VpcSecurityGroupIds": [
-                                        GetAtt(network.security_group, "GroupId")
-                                    ],
-                                    "sagemaker:InstanceTypes": Ref("AllowedInstanceTypes"),
-                                }
-                            ),
-                            Bool("sagemaker:EnableRemoteDebug", "false"),
-                        ]
-                    ),
-                ),
+                _create_training_job_statement(network),
                 Statement(
                     Sid="ReadStopSageMakerJobs",
                     Effect=Allow,
@@ -355,35 +359,80 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
                     Resource=_training_jobs(),
                 ),
                 _get_metric_data_statement(),
-                Statement(
-                    Sid="ReadWriteDeleteInputs",
-                    Effect=Allow,
-                    Action=[
-                        s3.GetObject,
-                        s3.ListBucket,
-                        s3.ListMultipartUploadParts,
-                        s3.PutObject,
-                        s3.DeleteObject,
-                        s3.AbortMultipartUpload,
-                    ],
-                    Resource=[_objects(inputs), GetAtt(inputs, "Arn")],
-                ),
-                Statement(
-                    Sid="ReadDeleteOutputs",
-                    Effect=Allow,
-                    Action=[
-                        s3.GetObject,
-                        s3.ListBucket,
-                        s3.ListMultipartUploadParts,
-                        s3.DeleteObject,
-                        s3.AbortMultipartUpload,
-                    ],
-                    Resource=[_objects(outputs), GetAtt(outputs, "Arn")],
-                ),
+                *_manage_job_io_statements(inputs, outputs),
             ],
         )
     )
-    logs_policy = template.add_resource(
+
+
+def _create_training_job_statement(network: Network):
+    """Only jobs that run in the stack's subnets and security group, on an allowed instance
+    type, within the runtime limit, and without remote debugging (all keys required)."""
+    return Statement(
+        Sid="CreateSageMakerJobs",
+        Effect=Allow,
+        Action=[sagemaker.CreateTrainingJob],
+        Resource=_training_jobs(),
+        Condition=Condition(
+            [
+                NumericLessThanEquals(
+                    "sagemaker:MaxRuntimeInSeconds", Ref("MaximumRuntimeSeconds")
+                ),
+                Null(
+                    {
+                        "sagemaker:VpcSubnets": "false",
+                        "sagemaker:VpcSecurityGroupIds": "false",
+                        "sagemaker:InstanceTypes": "false",
+                    }
+                ),
+                ForAllValuesStringEquals(
+                    {
+                        "sagemaker:VpcSubnets": network.subnet_ids,
+                        "sagemaker:VpcSecurityGroupIds": [
+                            GetAtt(network.security_group, "GroupId")
+                        ],
+                        "sagemaker:InstanceTypes": Ref("AllowedInstanceTypes"),
+                    }
+                ),
+                Bool("sagemaker:EnableRemoteDebug", "false"),
+            ]
+        ),
+    )
+
+
+def _manage_job_io_statements(inputs, outputs):
+    """Workers upload inputs, fetch outputs, and delete both once a job is done."""
+    return [
+        Statement(
+            Sid="ReadWriteDeleteInputs",
+            Effect=Allow,
+            Action=[
+                s3.GetObject,
+                s3.ListBucket,
+                s3.ListMultipartUploadParts,
+                s3.PutObject,
+                s3.DeleteObject,
+                s3.AbortMultipartUpload,
+            ],
+            Resource=[_objects(inputs), GetAtt(inputs, "Arn")],
+        ),
+        Statement(
+            Sid="ReadDeleteOutputs",
+            Effect=Allow,
+            Action=[
+                s3.GetObject,
+                s3.ListBucket,
+                s3.ListMultipartUploadParts,
+                s3.DeleteObject,
+                s3.AbortMultipartUpload,
+            ],
+            Resource=[_objects(outputs), GetAtt(outputs, "Arn")],
+        ),
+    ]
+
+
+def _add_logs_policy(stack: Stack):
+    return stack.template.add_resource(
         _policy(
             "LogsPolicy",
             "logs_policy",
@@ -400,4 +449,3 @@ def add_iam(stack: Stack, network: Network, inputs, outputs, registry: Registry)
             ],
         )
     )
-    return Iam(execution_role, execution_policy, schedule_policy, logs_policy)

@@ -32,7 +32,29 @@ def add_logs_bucket(stack: Stack):
 
     Returns (name, ARN) for the rest of the stack. A created bucket's name is taken from its
     emptier's answer, so everything that logs into it is deleted before it is emptied."""
-    template = stack.template
+    _add_logs_bucket_parameters(stack)
+    stack.template.add_condition("CreateLogsBucket", Equals(Ref("LogsBucketName"), ""))
+    bucket = _add_created_logs_bucket(stack)
+    emptier = add_emptier(
+        stack, bucket, "logs_bucket", condition="CreateLogsBucket", delete_bucket=True
+    )
+    created_name = GetAtt(emptier, "BucketName")
+    created_arn = Sub("arn:${AWS::Partition}:s3:::${Name}", Name=created_name)
+    add_tls_only_policy(
+        stack,
+        "LogsBucketPolicy",
+        created_name,
+        created_arn,
+        extra=_log_delivery_statements(created_arn),
+        Condition="CreateLogsBucket",
+    )
+    return (
+        If("CreateLogsBucket", created_name, Ref("LogsBucketName")),
+        If("CreateLogsBucket", created_arn, Sub("arn:${AWS::Partition}:s3:::${LogsBucketName}")),
+    )
+
+
+def _add_logs_bucket_parameters(stack: Stack):
     stack.add_parameter(
         "LogsBucketName",
         GROUP,
@@ -54,8 +76,11 @@ def add_logs_bucket(stack: Stack):
         ConstraintDescription="must be between 1 and 3653 days",
         Description="Access and flow logs in the bucket the stack creates expire after this.",
     )
-    template.add_condition("CreateLogsBucket", Equals(Ref("LogsBucketName"), ""))
-    bucket = template.add_resource(
+
+
+def _add_created_logs_bucket(stack: Stack):
+    """The logs bucket the stack creates when none is given (condition CreateLogsBucket)."""
+    bucket = stack.template.add_resource(
         s3.Bucket(
             "LogsBucket",
             Condition="CreateLogsBucket",
@@ -82,13 +107,14 @@ def add_logs_bucket(stack: Stack):
         ("CKV_AWS_18", "This is the logs bucket; logging it into itself would loop"),
         ("CKV_AWS_21", "Logs are written once and expire; versions would only keep deleted logs"),
     )
-    emptier = add_emptier(
-        stack, bucket, "logs_bucket", condition="CreateLogsBucket", delete_bucket=True
-    )
-    created_name = GetAtt(emptier, "BucketName")
-    created_arn = Sub("arn:${AWS::Partition}:s3:::${Name}", Name=created_name)
+    return bucket
+
+
+def _log_delivery_statements(created_arn):
+    """S3 server access logging and VPC flow logs may write into the created bucket, for
+    this account only: access logs from the stack's own buckets, flow logs under vpc/."""
     source_account = {"aws:SourceAccount": Ref("AWS::AccountId")}
-    log_delivery_statements = [
+    return [
         Statement(
             Sid="S3ServerAccessLogs",
             Effect=Allow,
@@ -130,18 +156,6 @@ def add_logs_bucket(stack: Stack):
             ),
         ),
     ]
-    add_tls_only_policy(
-        stack,
-        "LogsBucketPolicy",
-        created_name,
-        created_arn,
-        extra=log_delivery_statements,
-        Condition="CreateLogsBucket",
-    )
-    return (
-        If("CreateLogsBucket", created_name, Ref("LogsBucketName")),
-        If("CreateLogsBucket", created_arn, Sub("arn:${AWS::Partition}:s3:::${LogsBucketName}")),
-    )
 
 
 def stack_bucket_arn(name_key, suffix=""):
