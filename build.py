@@ -7,6 +7,7 @@
     python build.py publish --dry-run    plan the Service Catalog publication
     python build.py diff HEAD~1 dist/components-runtime.json   preview an update (exit 3: data at risk)
     python build.py migrate --tfstate state.json   move a Terraform module deployment here
+    python build.py migrate --from-stack DIR       move a stack of a per-region template here
 
 dist/ holds one product template, the same bytes for every region, and the launch role.
 Each template's line is printed as soon as it is rendered and linted; dist/ (and the README's
@@ -28,6 +29,8 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+from migrate.cli import add_migrate
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_SETTINGS = ROOT / "params" / "build.json"
@@ -368,32 +371,6 @@ def command_publish(args):
     return publish.main(args, settings, args.dist)
 
 
-def command_migrate(args):
-    """Write the files that move a deployment of the Terraform module onto this product
-    without recreating it (migrate/): parameters, import template and resource list, the
-    product template with the module's names, and the runbook."""
-    from migrate import MigrationError
-    from migrate.plan import migration_files
-
-    try:
-        text = args.tfstate.read_text()
-    except OSError as error:
-        raise BadInputError(f"{args.tfstate}: cannot read: {error.strerror or error}") from None
-    try:
-        files = migration_files(text, str(args.tfstate), args.stack_name)
-    except MigrationError as error:
-        raise BadInputError(str(error)) from None
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for file_name, body in files.items():
-            (args.out / file_name).write_bytes(body)
-    except OSError as error:
-        raise BadInputError(f"{args.out}: cannot write: {error.strerror or error}") from None
-    runbook = next(name for name in files if name.endswith("MIGRATION.md"))
-    print(f"wrote {len(files)} files to {args.out}: follow {args.out / runbook}")
-    return 0
-
-
 def command_diff(args):
     """Preview the update of a stack from template OLD to NEW (templates/preview.py): exit 3
     when a stateful resource would be replaced or removed, 0 otherwise."""
@@ -534,7 +511,7 @@ def parser():
     outputs.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
     outputs.set_defaults(command=command_outputs)
     _add_diff(commands)
-    _add_migrate(commands)
+    add_migrate(commands)
     _add_publish(commands)
     return top
 
@@ -568,26 +545,6 @@ def _add_diff(commands):
     )
     diff.add_argument("--json", action="store_true", help="print the plan as JSON")
     diff.set_defaults(command=command_diff)
-
-
-def _add_migrate(commands):
-    migrate = commands.add_parser(
-        "migrate",
-        help="write what moves a Terraform module deployment onto this product (no recreation)",
-        description="From the JSON of `terraform state pull` (the module used directly or as "
-        "module.<name>), write for the state's region: the product's parameters, the IMPORT "
-        "template and --resources-to-import, the product template keeping the module's names, "
-        "and <region>-MIGRATION.md with the commands in order. Exit 2: a state it cannot move.",
-    )
-    migrate.add_argument("--tfstate", type=Path, required=True, help="`terraform state pull` JSON")
-    migrate.add_argument(
-        "--out",
-        type=Path,
-        default=Path("migration"),
-        help="output directory (default: %(default)s)",
-    )
-    migrate.add_argument("--stack-name", help="stack to create (default: <prefix>-components)")
-    migrate.set_defaults(command=command_migrate)
 
 
 def _add_publish(commands):

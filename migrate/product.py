@@ -90,13 +90,13 @@ def parameter_values(facts, product):
     declared = product["Parameters"]
     values = {key: value for key, value in wanted.items() if key in declared}
     for key, value in values.items():
-        problem = _rejected(declared[key], value)
+        problem = why_rejected(declared[key], value)
         if problem:
             raise MigrationError(f"the state's {key} {value!r} is not valid here: {problem}")
     return values
 
 
-def _rejected(definition, value):
+def why_rejected(definition, value):
     items = value.split(",") if _is_list(definition) else [value]
     for item in items:
         if "AllowedValues" in definition and item not in definition["AllowedValues"]:
