@@ -159,10 +159,11 @@ def per_region_switch_advice(previous_version: str) -> str:
     return (
         f"this is the one-time move from the per-region templates to the one template: a stack "
         f"on {previous_version!r} cannot update in one step (the new subnets need the CIDRs its "
-        "subnets hold: the update fails and rolls back, nothing is lost), it moves in three "
-        "updates that keep its VPC, buckets and repositories and give it new subnet ids (README: "
-        f"Upgrading a stack made from a per-region template); {previous_version!r} stays "
-        "usable for the first of them (deprecated, never deactivated while products run on it)"
+        "subnets hold: the update fails and rolls back, nothing is lost); it moves by resource "
+        "import with `python build.py migrate --from-stack`, which re-creates nothing, then its "
+        "provisioned product is updated to this version (README: Upgrading a stack made from a "
+        f"per-region template); {previous_version!r} stays usable meanwhile (deprecated, never "
+        "deactivated while products run on it)"
     )
 
 
